@@ -1,0 +1,63 @@
+"""State encoding: JSON bytes, checked to round-trip exactly before anything is written."""
+
+from __future__ import annotations
+
+import json
+from typing import Any
+
+import orjson
+
+from .errors import InvalidCheckpointError, StorageError
+
+
+def _dumps(state: dict[str, Any]) -> bytes:
+    try:
+        return orjson.dumps(state)
+    except (TypeError, orjson.JSONEncodeError):
+        # orjson stops at 254 levels of nesting, at 64-bit ints and at lone surrogates; the
+        # standard library handles all three (ASCII escapes keep the bytes valid UTF-8).
+        # Anything it cannot encode either is refused by the caller.
+        return json.dumps(state, ensure_ascii=True, allow_nan=False, separators=(",", ":")).encode()
+
+
+def _loads(data: bytes) -> Any:
+    try:
+        return orjson.loads(data)
+    except orjson.JSONDecodeError:
+        return json.loads(data)
+
+
+def encode_state(state: object) -> bytes:
+    """Encode ``state`` as UTF-8 JSON, or raise :class:`InvalidCheckpointError`.
+
+    The encoded bytes are decoded again and compared with ``state``: that one check refuses
+    everything JSON would silently change (NaN, tuples, non-str keys, datetimes, UUIDs, ...),
+    and it is what makes ``retrieve_checkpoint(...) == stored`` a guarantee, not a hope.
+    """
+    if type(state) is not dict:
+        raise InvalidCheckpointError(
+            f"state must be a dict (a JSON object), not {type(state).__name__}"
+        )
+    try:
+        data = _dumps(state)
+        same = _loads(data) == state
+    except (TypeError, ValueError, RecursionError) as exc:
+        raise InvalidCheckpointError(f"state is not JSON-serializable: {exc}") from exc
+    if not same:
+        raise InvalidCheckpointError(
+            "state does not survive a JSON round trip unchanged: it holds a value JSON cannot "
+            "represent exactly (NaN or infinity, a tuple, a non-str key, a datetime, ...); "
+            "convert it to plain dict/list/str/int/float/bool/None first"
+        )
+    return data
+
+
+def decode_state(data: bytes | memoryview) -> dict[str, Any]:
+    """Decode bytes written by :func:`encode_state`."""
+    try:
+        state = _loads(bytes(data))
+    except (ValueError, RecursionError) as exc:
+        raise StorageError(f"a stored state could not be decoded: {exc}") from exc
+    if not isinstance(state, dict):
+        raise StorageError("a stored state is not a JSON object")
+    return state

@@ -1,0 +1,189 @@
+"""Turning a ``db_url`` into a configured Peewee database, and keeping its password secret."""
+
+from __future__ import annotations
+
+import os
+import threading
+from dataclasses import dataclass
+from typing import Any, Literal
+from urllib.parse import urlparse
+
+import peewee as pw
+from playhouse import db_url as pw_db_url
+
+from .errors import ConfigError
+
+Backend = Literal["sqlite", "postgres", "mysql"]
+
+# The schemes the contract promises (psycopg2 and PyMySQL drivers), each also with "+pool".
+_SCHEMES: dict[str, Backend] = {
+    "sqlite": "sqlite",
+    "postgres": "postgres",
+    "postgresql": "postgres",
+    "postgresext": "postgres",
+    "postgresqlext": "postgres",
+    "mysql": "mysql",
+}
+
+#: Seconds a connection attempt may take before it fails with StorageError instead of hanging.
+CONNECT_TIMEOUT = 10
+#: Seconds SQLite waits for another writer's lock before reporting "database is locked".
+SQLITE_BUSY_TIMEOUT = 30
+
+_DEFAULTS: dict[Backend, dict[str, Any]] = {
+    # WAL lets readers run beside a writer; synchronous=FULL keeps every acknowledged commit
+    # across power loss, not only across a process crash. check_same_thread=False lets close()
+    # close connections that other threads opened.
+    "sqlite": {
+        "pragmas": {"journal_mode": "wal", "synchronous": "full", "foreign_keys": 1},
+        "timeout": SQLITE_BUSY_TIMEOUT,
+        "check_same_thread": False,
+    },
+    "postgres": {"connect_timeout": CONNECT_TIMEOUT, "application_name": "peewee-checkpoints"},
+    "mysql": {"connect_timeout": CONNECT_TIMEOUT, "charset": "utf8mb4"},
+}
+
+
+class Redactor:
+    """Replaces a password by ``***`` in any text before it leaves the package."""
+
+    def __init__(self, *secrets: str | None) -> None:
+        self._secrets = [s for s in secrets if s]
+
+    def __call__(self, text: str) -> str:
+        for secret in self._secrets:
+            text = text.replace(secret, "***")
+        return text
+
+
+@dataclass(frozen=True)
+class DatabaseTarget:
+    """A parsed ``db_url``: the open-able database and what is safe to show of it."""
+
+    database: pw.Database
+    backend: Backend
+    safe_url: str
+    """The URL with its password replaced by ``***``."""
+    redact: Redactor
+    name: str
+    """Database name (the file path for SQLite)."""
+
+
+class _TrackedConnections:
+    """Mixin for a Peewee database class: remembers every connection it opens.
+
+    Peewee keeps one connection per thread and ``close()`` closes only the caller's, so a
+    provider used from many threads could never release the others. Connections of threads
+    that have ended are closed as new ones open.
+    """
+
+    _pc_lock: threading.Lock
+    _pc_conns: list[tuple[threading.Thread, Any]]
+
+    def _connect(self) -> Any:
+        conn = super()._connect()  # type: ignore[misc]
+        with self._pc_lock:
+            alive = []
+            for thread, other in self._pc_conns:
+                if thread.is_alive():
+                    alive.append((thread, other))
+                else:
+                    _quietly_close(other)
+            alive.append((threading.current_thread(), conn))
+            self._pc_conns = alive
+        return conn
+
+    def close_all(self) -> None:
+        """Close every connection this database opened, in every thread."""
+        with self._pc_lock:
+            conns, self._pc_conns = self._pc_conns, []
+        for _thread, conn in conns:
+            _quietly_close(conn)
+        # Forget the calling thread's (now closed) connection; other threads find theirs
+        # closed on their next call, and the provider replaces it.
+        self._state.reset()  # type: ignore[attr-defined]
+
+
+def _quietly_close(conn: Any) -> None:
+    try:
+        conn.close()
+    except Exception:  # noqa: S110 - a connection that fails to close is gone either way
+        pass
+
+
+_tracked_classes: dict[type[pw.Database], type[pw.Database]] = {}
+
+
+def _tracked(cls: type[pw.Database]) -> type[pw.Database]:
+    if cls not in _tracked_classes:
+        _tracked_classes[cls] = type(cls.__name__, (_TrackedConnections, cls), {})
+    return _tracked_classes[cls]
+
+
+def open_database(url: str) -> DatabaseTarget:
+    """Parse ``url`` and build (without connecting) the database it names.
+
+    Raises:
+        ConfigError: the URL is malformed or names an unsupported backend.
+    """
+    if not isinstance(url, str) or not url:
+        raise ConfigError("db_url must be a non-empty string such as 'sqlite:///checkpoints.db'")
+    try:
+        parsed = urlparse(url)
+        password = parsed.password
+    except ValueError as exc:
+        raise ConfigError(f"db_url is not a valid URL: {exc}") from None
+    redact = Redactor(password, _unquoted(password))
+    safe_url = redact(url)
+    scheme = parsed.scheme.lower()
+    base, _, pool = scheme.partition("+")
+    backend = _SCHEMES.get(base)
+    if backend is None or pool not in ("", "pool") or scheme not in pw_db_url.schemes:
+        supported = ", ".join(f"{s}://" for s in _SCHEMES)
+        raise ConfigError(
+            f"unsupported db_url scheme {parsed.scheme + '://' if parsed.scheme else '(none)'} "
+            f"in {safe_url!r}; use one of {supported} (each also as scheme+pool://)"
+        )
+    try:
+        kwargs = pw_db_url.parseresult_to_dict(parsed, unquote_password=True)
+    except ValueError as exc:
+        raise ConfigError(redact(f"db_url {safe_url!r} is malformed: {exc}")) from None
+    database = kwargs.get("database")
+    if not database:
+        raise ConfigError(
+            f"db_url {safe_url!r} names no database. Local databases take three slashes "
+            f"('{base}:///dbname'), remote ones '{base}://user@host/dbname'"
+        )
+    if backend == "sqlite" and database != ":memory:":
+        _create_private_file(database)
+    if base == "mysql" and "password" in kwargs:
+        kwargs["passwd"] = kwargs.pop("password")
+    options = {**_DEFAULTS[backend], **kwargs}
+    cls = _tracked(pw_db_url.schemes[scheme])
+    try:
+        db = cls(**options)
+    except (TypeError, ValueError) as exc:
+        raise ConfigError(redact(f"db_url {safe_url!r} has a bad option: {exc}")) from None
+    # Peewee keeps the creation kwargs; set the lock and list on the instance.
+    db._pc_lock = threading.Lock()
+    db._pc_conns = []
+    return DatabaseTarget(db, backend, safe_url, redact, str(database))
+
+
+def _unquoted(password: str | None) -> str | None:
+    from urllib.parse import unquote
+
+    return unquote(password) if password else None
+
+
+def _create_private_file(path: str) -> None:
+    """Create the SQLite file readable by its owner only (SQLite would use the umask)."""
+    if path.startswith("file:"):
+        return  # a URI filename: SQLite parses it, leave it alone
+    try:
+        fd = os.open(path, os.O_CREAT | os.O_EXCL | os.O_WRONLY, 0o600)
+    except FileExistsError:
+        return
+    except OSError:
+        return  # a missing or read-only directory: SQLite's own error says it on connect
+    os.close(fd)

@@ -1,0 +1,185 @@
+"""Applying the shipped migrations with peewee-migrate, under a database-level lock."""
+
+from __future__ import annotations
+
+import datetime as dt
+import hashlib
+import logging
+from collections.abc import Iterator
+from contextlib import contextmanager
+from functools import cached_property, lru_cache
+from importlib import resources
+from pathlib import Path
+from typing import Any
+
+import peewee as pw
+from peewee_migrate import Router
+from peewee_migrate.models import MigrateHistory
+
+from ._database import DatabaseTarget
+from .errors import MigrationError
+
+log = logging.getLogger("peewee_checkpoints.migrations")
+
+#: Our own history table: a host application's peewee-migrate keeps its ``migratehistory``.
+HISTORY_TABLE = "peewee_checkpoints_migrations"
+#: Seconds a process waits for another one that is migrating the same database.
+LOCK_TIMEOUT = 120
+# pg_advisory_lock takes a bigint; derive a fixed one from the package name.
+_PG_LOCK_KEY = int.from_bytes(hashlib.sha256(b"peewee_checkpoints.migrate").digest()[:8], "big") >> 1
+
+
+def migrations_dir() -> Path:
+    """The folder holding the installed migration files."""
+    folder = resources.files("peewee_checkpoints.migrations")
+    path = Path(str(folder))
+    if not path.is_dir():
+        raise MigrationError(
+            f"the migrations folder {folder} is not on the file system; install "
+            "peewee-checkpoints unzipped (pip does this by default)"
+        )
+    return path
+
+
+@lru_cache(maxsize=1)
+def known_migrations() -> tuple[str, ...]:
+    """Names of the migrations this version ships, in the order they apply."""
+    return tuple(sorted(p.stem for p in migrations_dir().iterdir() if Router.filemask.match(p.name)))
+
+
+class _Router(Router):  # type: ignore[misc]
+    """peewee-migrate's Router with two process-wide side effects taken out."""
+
+    @cached_property
+    def model(self) -> type[MigrateHistory]:
+        # Router.model rebinds peewee-migrate's one global MigrateHistory model to this
+        # database and table, which would redirect a host application's own Router. A private
+        # subclass keeps the history table ours alone.
+        database = self.database
+
+        class History(MigrateHistory):  # type: ignore[misc]
+            migrated_at = pw.DateTimeField(default=lambda: dt.datetime.now(dt.timezone.utc))
+
+            class Meta:
+                table_name = HISTORY_TABLE
+
+        History._meta.database = database
+        History.create_table(safe=True)
+        return History
+
+    @cached_property
+    def migrator(self) -> Any:
+        # Router.migrator replays every applied migration with peewee.Database.execute_sql
+        # patched by unittest.mock for the whole process, which would break other threads'
+        # queries. Our migrations are self-contained SQL and need no replayed model state.
+        return self.migrator_class(self.database)
+
+
+class MigrationRunner:
+    """Brings one database to the schema this version ships, exactly once."""
+
+    def __init__(self, target: DatabaseTarget) -> None:
+        self._target = target
+        self._db = target.database
+
+    def _router(self) -> _Router:
+        return _Router(self._db, migrate_dir=migrations_dir(), migrate_table=HISTORY_TABLE)
+
+    def applied(self) -> list[str] | None:
+        """Names recorded in the history table, or None if it does not exist yet. One query."""
+        try:
+            cursor = self._db.execute_sql(f"SELECT name FROM {HISTORY_TABLE}")  # noqa: S608
+        except pw.DatabaseError:
+            return None
+        return [row[0] for row in cursor.fetchall()]
+
+    def pending(self) -> list[str]:
+        """Migrations not yet applied; raises MigrationError if the database is newer."""
+        applied = self.applied() or []
+        self._check_not_newer(applied)
+        done = set(applied)
+        return [name for name in known_migrations() if name not in done]
+
+    def _check_not_newer(self, applied: list[str]) -> None:
+        unknown = sorted(set(applied) - set(known_migrations()))
+        if unknown:
+            raise MigrationError(
+                f"the database {self._target.safe_url} was migrated by a newer peewee-checkpoints "
+                f"(it records {', '.join(unknown)}, which this version does not ship); upgrade "
+                "the package to use it"
+            )
+
+    def is_current(self) -> bool:
+        """True when every shipped migration is applied (the cheap check: one query)."""
+        applied = self.applied()
+        if applied is None:
+            return False
+        self._check_not_newer(applied)
+        return set(known_migrations()) <= set(applied)
+
+    def migrate(self) -> list[str]:
+        """Apply pending migrations under the lock; returns the names applied by this call."""
+        with self._locked():
+            self._check_not_newer(self.applied() or [])
+            try:
+                done: list[str] = self._router().run()
+            except pw.PeeweeException as exc:
+                raise MigrationError(
+                    self._target.redact(f"migrating {self._target.safe_url} failed: {exc}")
+                ) from exc
+        if done:
+            log.info("applied migrations %s to %s", ", ".join(done), self._target.safe_url)
+        return done
+
+    def rollback(self) -> str:
+        """Roll back the newest applied migration under the lock; returns its name."""
+        with self._locked():
+            applied = self.applied()
+            if not applied:
+                raise MigrationError("there is no applied migration to roll back")
+            self._check_not_newer(applied)
+            router = self._router()
+            name: str = router.done[-1]
+            try:
+                router.rollback()
+            except pw.PeeweeException as exc:
+                raise MigrationError(
+                    self._target.redact(f"rolling back {name} failed: {exc}")
+                ) from exc
+        return name
+
+    @contextmanager
+    def _locked(self) -> Iterator[None]:
+        """Hold a database-wide lock so that concurrent processes migrate one at a time."""
+        backend = self._target.backend
+        db = self._db
+        if backend == "sqlite":
+            # An IMMEDIATE transaction takes SQLite's write lock up front; the others wait
+            # (busy timeout) and then see the history this one wrote. SQLite DDL is
+            # transactional, so a failure rolls everything back.
+            with db.atomic("IMMEDIATE"):
+                yield
+            return
+        if backend == "postgres":
+            db.execute_sql("SELECT pg_advisory_lock(%s)", (_PG_LOCK_KEY,))
+            try:
+                yield
+            finally:
+                db.execute_sql("SELECT pg_advisory_unlock(%s)", (_PG_LOCK_KEY,))
+            return
+        # MySQL: GET_LOCK names are server-wide, so the name includes the database.
+        name = "peewee_checkpoints.migrate." + hashlib.sha256(
+            self._target.name.encode()
+        ).hexdigest()[:32]
+        row = db.execute_sql("SELECT GET_LOCK(%s, %s)", (name, LOCK_TIMEOUT)).fetchone()
+        if not row or row[0] != 1:
+            raise MigrationError(
+                f"timed out after {LOCK_TIMEOUT}s waiting for another process to finish "
+                f"migrating {self._target.safe_url}"
+            )
+        try:
+            yield
+        finally:
+            db.execute_sql("SELECT RELEASE_LOCK(%s)", (name,))
+
+

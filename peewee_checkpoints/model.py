@@ -1,0 +1,46 @@
+"""The Peewee model of the checkpoints table, bound through a ``DatabaseProxy``."""
+
+from __future__ import annotations
+
+import peewee as pw
+
+__all__ = ["TABLE_NAME", "Checkpoint", "bind_model", "database_proxy"]
+
+#: The table that migrations/001_initial.py creates.
+TABLE_NAME = "peewee_checkpoints"
+
+#: The proxy the module-level :class:`Checkpoint` is bound to. Providers do not use it: each
+#: binds its own copy of the model (see :func:`bind_model`), so two providers with different
+#: ``db_url``s in one process never share a database. Initialize it yourself to query
+#: ``Checkpoint`` directly: ``database_proxy.initialize(provider.database)``.
+database_proxy = pw.DatabaseProxy()
+
+
+class Checkpoint(pw.Model):
+    """One stored checkpoint. The schema itself is owned by the migrations."""
+
+    id = pw.CharField(max_length=64, primary_key=True)
+    name = pw.CharField(max_length=1024)
+    agent_id = pw.CharField(max_length=255)
+    session_id = pw.CharField(max_length=255, default="")
+    agent_type = pw.CharField(max_length=255, default="")
+    created_at = pw.BigIntegerField()
+    state = pw.BlobField()
+    """UTF-8 JSON bytes of the agent's state."""
+
+    class Meta:
+        database = database_proxy
+        table_name = TABLE_NAME
+
+
+def bind_model(database: pw.Database) -> type[Checkpoint]:
+    """Return a subclass of :class:`Checkpoint` bound to ``database`` through its own proxy."""
+    proxy = pw.DatabaseProxy()
+    proxy.initialize(database)
+
+    class BoundCheckpoint(Checkpoint):
+        class Meta:
+            database = proxy
+            table_name = TABLE_NAME
+
+    return BoundCheckpoint

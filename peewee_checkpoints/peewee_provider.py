@@ -1,0 +1,332 @@
+"""The Peewee provider: one implementation for SQLite, PostgreSQL and MySQL/MariaDB."""
+
+from __future__ import annotations
+
+import threading
+from collections.abc import Callable
+from typing import Any, TypeVar
+
+import peewee as pw
+
+from ._codec import decode_state, encode_state
+from ._database import DatabaseTarget, open_database
+from ._ids import new_id
+from ._migrations import MigrationRunner
+from ._statements import EQUALITY_FILTERS, Statement, Statements
+from ._validation import (
+    MAX_CREATED_AT,
+    MAX_ID_LENGTH,
+    check_bound,
+    check_checkpoint,
+    check_limit,
+    is_storable_key,
+)
+from .errors import InvalidCheckpointError, StorageError
+from .interface import CheckpointProvider
+from .model import Checkpoint, bind_model
+from .records import CheckpointListItem, NamedCheckpoint, StoredCheckpoint
+
+__all__ = ["DEFAULT_DB_URL", "PeeweeCheckpointProvider"]
+
+#: The embedded default: a SQLite file in the working directory.
+DEFAULT_DB_URL = "sqlite:///checkpoints.db"
+
+_T = TypeVar("_T")
+
+# Bytes a MySQL INSERT needs besides the escaped state: the SQL text and the other columns
+# (name up to 1024 characters of 4 bytes, keys, id), with room to spare.
+_MYSQL_STATEMENT_OVERHEAD = 16 * 1024
+# Bytes that PyMySQL escapes with a backslash when it inlines a bytes parameter.
+_MYSQL_ESCAPED = (b"\x00", b"\n", b"\r", b"\x1a", b"'", b'"', b"\\")
+
+
+class PeeweeCheckpointProvider(CheckpointProvider):
+    """Checkpoint storage on SQLite, PostgreSQL or MySQL/MariaDB, chosen by ``db_url``.
+
+    The database is not touched until the first call; that call applies any pending
+    migrations (one query when there are none). Each thread uses its own connection.
+
+    Args:
+        db_url: ``sqlite:///path``, ``postgresql://user:pass@host:port/db`` or
+            ``mysql://user:pass@host:port/db`` (each also ``+pool``); query-string parameters
+            are passed to the driver.
+
+    Raises:
+        ConfigError: ``db_url`` is malformed or names an unsupported backend.
+    """
+
+    def __init__(self, db_url: str = DEFAULT_DB_URL) -> None:
+        self._target: DatabaseTarget = open_database(db_url)
+        self._db = self._target.database
+        self._model = bind_model(self._db)
+        self._sql = Statements(self._db, self._model)
+        self._migrations = MigrationRunner(self._target)
+        self._ready = False
+        self._ready_lock = threading.Lock()
+        self._max_packet: int | None = None
+
+    # -- introspection --------------------------------------------------------------------
+
+    @property
+    def url(self) -> str:
+        """The ``db_url`` with its password replaced by ``***``."""
+        return self._target.safe_url
+
+    @property
+    def backend(self) -> str:
+        """``"sqlite"``, ``"postgres"`` or ``"mysql"``."""
+        return self._target.backend
+
+    @property
+    def database(self) -> pw.Database:
+        """The Peewee database this provider uses."""
+        return self._db
+
+    @property
+    def model(self) -> type[Checkpoint]:
+        """The ``Checkpoint`` model bound (through a DatabaseProxy) to this provider's database."""
+        return self._model
+
+    def __repr__(self) -> str:
+        return f"{type(self).__name__}({self.url!r})"
+
+    # -- migrations -----------------------------------------------------------------------
+
+    def migrate(self) -> list[str]:
+        """Apply pending migrations now; returns the names this call applied.
+
+        Safe to call from many processes at once: a database-level lock serializes them and
+        each migration is applied exactly once.
+
+        Raises:
+            MigrationError: a migration failed, or the database was migrated by a newer version.
+            StorageError: the database could not be reached.
+        """
+        with self._ready_lock:
+            done = self._guard("migrate", self._migrations.migrate)
+            self._ready = True
+        return done
+
+    def pending_migrations(self) -> list[str]:
+        """Names of shipped migrations not yet applied to the database."""
+        return self._guard("check migrations", self._migrations.pending)
+
+    def applied_migrations(self) -> list[str]:
+        """Names recorded in the package's migration history table."""
+        return self._guard("check migrations", self._migrations.applied) or []
+
+    def rollback_migration(self) -> str:
+        """Roll back the newest applied migration (peewee-migrate's rollback); returns its name."""
+        with self._ready_lock:
+            self._ready = False
+            return self._guard("roll back", self._migrations.rollback)
+
+    def _ensure_ready(self) -> None:
+        if self._ready:
+            return
+        with self._ready_lock:
+            if not self._ready:
+                if not self._guard("check migrations", self._migrations.is_current):
+                    self._guard("migrate", self._migrations.migrate)
+                self._ready = True
+
+    # -- the provider interface -----------------------------------------------------------
+
+    def store_checkpoint(self, checkpoint: NamedCheckpoint) -> str:
+        """Store ``checkpoint``; returns its new id (a 26-character ULID)."""
+        check_checkpoint(checkpoint)
+        data = encode_state(checkpoint.state)
+        checkpoint_id = new_id()
+        self._insert(checkpoint_id, checkpoint, data)
+        return checkpoint_id
+
+    def _insert(self, checkpoint_id: str, checkpoint: NamedCheckpoint, data: bytes) -> None:
+        self._ensure_ready()
+        if self._target.backend == "mysql":
+            self._check_packet_size(data)
+        params = self._sql.insert.params(
+            {
+                "id": checkpoint_id,
+                "name": checkpoint.name,
+                "agent_id": checkpoint.agent_id,
+                "state": data,
+                "session_id": checkpoint.session_id,
+                "agent_type": checkpoint.agent_type,
+                "created_at": checkpoint.created_at,
+            }
+        )
+        first_try = True
+
+        def run() -> None:
+            nonlocal first_try
+            try:
+                self._db.execute_sql(self._sql.insert.sql, params)
+            except pw.IntegrityError:
+                # The id is new, so a duplicate on the retry after a dropped connection means
+                # the first attempt did commit before the connection went.
+                if first_try or not self._exists(checkpoint_id):
+                    raise
+            finally:
+                first_try = False
+
+        self._guard("store a checkpoint", run, retry=True)
+
+    def _exists(self, checkpoint_id: str) -> bool:
+        cursor = self._db.execute_sql(self._sql.exists.sql, [checkpoint_id])
+        return cursor.fetchone() is not None
+
+    def retrieve_checkpoint(self, checkpoint_id: str) -> StoredCheckpoint | None:
+        """Return the checkpoint with this id, or None (also for a malformed id)."""
+        if not is_storable_key(checkpoint_id, MAX_ID_LENGTH):
+            return None
+        self._ensure_ready()
+        row = self._query_one(self._sql.retrieve, {"id": checkpoint_id})
+        if row is None:
+            return None
+        values = list(row)
+        values[3] = decode_state(values[3])
+        return StoredCheckpoint(*values)
+
+    def list_checkpoints(
+        self,
+        *,
+        agent_id: str | None = None,
+        session_id: str | None = None,
+        agent_type: str | None = None,
+        before: int | None = None,
+        after: int | None = None,
+        limit: int | None = None,
+    ) -> list[CheckpointListItem]:
+        """List matching checkpoints newest first (ties by id, descending), without states."""
+        values: dict[str, Any] = {}
+        for name, value in (
+            ("agent_id", agent_id),
+            ("session_id", session_id),
+            ("agent_type", agent_type),
+        ):
+            if value is None:
+                continue
+            if not isinstance(value, str):
+                raise InvalidCheckpointError(f"{name} filter must be a str or None")
+            if not is_storable_key(value):
+                return []  # no stored row can hold this value
+            values[name] = value
+        check_bound("before", before)
+        check_bound("after", after)
+        check_limit(limit)
+        # Bounds outside the column's range would overflow a BIGINT parameter on the servers.
+        if before is not None and before <= MAX_CREATED_AT:
+            if before <= 0:
+                return []
+            values["before"] = before
+        if after is not None and after >= 0:
+            if after >= MAX_CREATED_AT:
+                return []
+            values["after"] = after
+        if limit == 0:
+            return []
+        if limit is not None:
+            values["limit"] = limit
+        filters = [n for n in (*EQUALITY_FILTERS, "before", "after") if n in values]
+        statement = self._sql.list(filters, limited=limit is not None)
+        self._ensure_ready()
+        rows = self._query_all(statement, values)
+        return [CheckpointListItem(*row) for row in rows]
+
+    def delete_checkpoint(self, checkpoint_id: str) -> bool:
+        """Delete the checkpoint with this id; True if a row was removed."""
+        if not is_storable_key(checkpoint_id, MAX_ID_LENGTH):
+            return False
+        self._ensure_ready()
+        statement = self._sql.delete
+
+        def run() -> int:
+            return int(self._db.execute_sql(statement.sql, statement.params({"id": checkpoint_id})).rowcount)
+
+        return self._guard("delete a checkpoint", run, retry=True) > 0
+
+    def close(self) -> None:
+        """Close every connection this provider opened (later calls reconnect)."""
+        self._db.close_all()
+
+    # -- execution ------------------------------------------------------------------------
+
+    def _query_one(self, statement: Statement, values: dict[str, Any]) -> Any:
+        def run() -> Any:
+            return self._db.execute_sql(statement.sql, statement.params(values)).fetchone()
+
+        return self._guard("read", run, retry=True)
+
+    def _query_all(self, statement: Statement, values: dict[str, Any]) -> list[Any]:
+        def run() -> list[Any]:
+            return list(self._db.execute_sql(statement.sql, statement.params(values)).fetchall())
+
+        return self._guard("list checkpoints", run, retry=True)
+
+    def _guard(self, action: str, run: Callable[[], _T], *, retry: bool = False) -> _T:
+        """Run ``run``; driver errors become StorageError, a dropped connection is replaced.
+
+        With ``retry``, an operation whose connection turned out to be dead is run once more
+        on a fresh connection (reads, and writes that are idempotent by id).
+        """
+        try:
+            return run()
+        except pw.PeeweeException as exc:
+            if retry and self._discard_if_broken():
+                try:
+                    return run()
+                except pw.PeeweeException as again:
+                    self._discard_if_broken()
+                    raise self._storage_error(action, again) from again
+            self._discard_if_broken()
+            raise self._storage_error(action, exc) from exc
+
+    def _storage_error(self, action: str, exc: BaseException) -> StorageError:
+        message = f"could not {action} on {self.url}: {type(exc).__name__}: {exc}"
+        return StorageError(self._target.redact(message))
+
+    def _discard_if_broken(self) -> bool:
+        """Drop this thread's connection if the server closed it; True if one was dropped."""
+        state = self._db._state
+        conn = state.conn
+        if conn is None or state.closed:
+            return False
+        backend = self._target.backend
+        if backend == "postgres":
+            broken = bool(conn.closed)
+        elif backend == "mysql":
+            broken = not conn.open
+        else:
+            try:
+                conn.total_changes  # noqa: B018 - raises once the connection is closed
+                broken = False
+            except Exception:  # noqa: BLE001 - sqlite3.ProgrammingError
+                broken = True
+        if broken:
+            try:
+                self._db.close()
+            except Exception:  # noqa: BLE001 - the connection is dead; forget it regardless
+                state.reset()
+        return broken
+
+    def _check_packet_size(self, data: bytes) -> None:
+        """Refuse a state MySQL would reject as too large, before sending any of it."""
+        if self._max_packet is None:
+            row = self._guard(
+                "read max_allowed_packet",
+                lambda: self._db.execute_sql("SELECT @@max_allowed_packet").fetchone(),
+                retry=True,
+            )
+            self._max_packet = int(row[0])
+        limit = self._max_packet - _MYSQL_STATEMENT_OVERHEAD
+        if 2 * len(data) <= limit:
+            return  # even if every byte were escaped it would fit
+        size = len(data) + sum(data.count(b) for b in _MYSQL_ESCAPED)
+        if size > limit:
+            raise StorageError(
+                f"the encoded state is {size} bytes, more than the server's max_allowed_packet "
+                f"({self._max_packet} bytes) allows in one statement on {self.url}; nothing was "
+                "written. Raise max_allowed_packet on the MySQL/MariaDB server (SET GLOBAL "
+                "max_allowed_packet=...; [mysqld] max_allowed_packet in my.cnf) or store a "
+                "smaller state"
+            )

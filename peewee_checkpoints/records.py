@@ -1,0 +1,81 @@
+"""The records that flow through a provider: frozen dataclasses, compared field by field."""
+
+from __future__ import annotations
+
+import time
+from dataclasses import dataclass, field
+from typing import Any
+
+__all__ = ["CheckpointListItem", "NamedCheckpoint", "StoredCheckpoint", "now_ms"]
+
+
+def now_ms() -> int:
+    """Return the current time in epoch milliseconds."""
+    return time.time_ns() // 1_000_000
+
+
+@dataclass(frozen=True)
+class NamedCheckpoint:
+    """A checkpoint to store: a named snapshot of one agent's state."""
+
+    name: str
+    """Human-readable label, for example ``"before-tool-call"``; not unique."""
+    agent_id: str
+    """The agent whose state this is; ``list_checkpoints(agent_id=...)`` filters on it."""
+    state: dict[str, Any]
+    """The agent's state: a JSON object (str keys; None, bool, int, float, str, list, dict)."""
+    session_id: str = ""
+    """The conversation or run the checkpoint belongs to; empty when there is none."""
+    agent_type: str = ""
+    """The kind of agent (for example ``"coder"``); empty when there is none."""
+    created_at: int = field(default_factory=now_ms)
+    """Creation time in epoch milliseconds; defaults to now."""
+
+
+@dataclass(frozen=True)
+class StoredCheckpoint:
+    """A checkpoint as stored: its id plus every field of :class:`NamedCheckpoint`."""
+
+    id: str
+    """Unique id given by ``store_checkpoint``; ids sort by creation time."""
+    name: str
+    """Human-readable label."""
+    agent_id: str
+    """The agent whose state this is."""
+    state: dict[str, Any]
+    """The agent's state, equal (``==``) to what was stored."""
+    session_id: str = ""
+    """The conversation or run the checkpoint belongs to."""
+    agent_type: str = ""
+    """The kind of agent."""
+    created_at: int = field(default_factory=now_ms)
+    """Creation time in epoch milliseconds."""
+
+    def to_named(self) -> NamedCheckpoint:
+        """Return the same checkpoint without its id."""
+        return NamedCheckpoint(
+            name=self.name,
+            agent_id=self.agent_id,
+            state=self.state,
+            session_id=self.session_id,
+            agent_type=self.agent_type,
+            created_at=self.created_at,
+        )
+
+
+@dataclass(frozen=True)
+class CheckpointListItem:
+    """One row of a listing: every field of :class:`StoredCheckpoint` except ``state``."""
+
+    id: str
+    """Unique id of the checkpoint."""
+    name: str
+    """Human-readable label."""
+    agent_id: str
+    """The agent whose state this is."""
+    session_id: str = ""
+    """The conversation or run the checkpoint belongs to."""
+    agent_type: str = ""
+    """The kind of agent."""
+    created_at: int = 0
+    """Creation time in epoch milliseconds."""
