@@ -1,0 +1,20 @@
+"""The conformance kit: the contract of CONTRACT.md as a reusable pytest suite.
+
+Subclass :class:`CheckpointProviderContract` in a test module and give it a ``provider``
+fixture that yields a fresh, empty provider; pytest then runs every contract test against it::
+
+    import pytest
+    from peewee_checkpoints.testing import CheckpointProviderContract
+
+    class TestMyProvider(CheckpointProviderContract):
+        @pytest.fixture
+        def provider(self, tmp_path):
+            with MyProvider(tmp_path / "store") as p:
+                yield p
+"""
+
+from __future__ import annotations
+
+from .contract import CheckpointProviderContract, assert_same_json
+
+__all__ = ["CheckpointProviderContract", "assert_same_json"]

@@ -1,0 +1,324 @@
+"""Contract tests every CheckpointProvider must pass (see the package docstring)."""
+
+from __future__ import annotations
+
+import datetime
+import threading
+import uuid
+from typing import Any
+
+import pytest
+
+from ..errors import CheckpointError, InvalidCheckpointError
+from ..interface import CheckpointProvider
+from ..records import CheckpointListItem, NamedCheckpoint, StoredCheckpoint, now_ms
+
+
+def assert_same_json(actual: Any, expected: Any, path: str = "state") -> None:
+    """Assert equality with the same types at every level and the same key order."""
+    assert type(actual) is type(expected), f"{path}: {type(actual)} != {type(expected)}"
+    if isinstance(expected, dict):
+        assert list(actual) == list(expected), f"{path}: key order differs"
+        for key, value in expected.items():
+            assert_same_json(actual[key], value, f"{path}[{key!r}]")
+    elif isinstance(expected, list):
+        assert len(actual) == len(expected), f"{path}: length differs"
+        for i, (a, e) in enumerate(zip(actual, expected)):
+            assert_same_json(a, e, f"{path}[{i}]")
+    elif isinstance(expected, float) and expected == 0.0:
+        assert str(actual) == str(expected), f"{path}: {actual!r} != {expected!r}"  # -0.0
+    else:
+        assert actual == expected, f"{path}: {actual!r} != {expected!r}"
+
+
+def _deep(depth: int) -> dict[str, Any]:
+    node: dict[str, Any] = {"leaf": True}
+    for i in range(depth):
+        node = {"level": i, "child": [node]}
+    return node
+
+
+def _chat(turns: int) -> dict[str, Any]:
+    return {
+        "messages": [
+            {"role": "user" if i % 2 else "assistant", "content": f"message {i}: " + "lorem ipsum " * (i % 7)}
+            for i in range(turns)
+        ]
+    }
+
+
+TRICKY_STATES: dict[str, dict[str, Any]] = {
+    "an empty dict": {},
+    "64-bit integers": {"max": 2**63 - 1, "min": -(2**63), "umax": 2**64 - 1, "zero": 0},
+    "floats that are whole numbers": {"one": 1.0, "neg": -2.0, "big": 1e16, "negzero": -0.0},
+    "extreme floats": {"huge": 1e308, "tiny": 5e-324, "pi": 3.141592653589793},
+    "unicode with NUL, emoji and right-to-left text": {
+        "nul": "a\x00b", "emoji": "😀🧪🏳️‍🌈", "astral": "\U0010ffff𝄞", "rtl": "שלום مرحبا",
+        "ключ ✓": "accents: àéîõü ß ñ", "quotes": "'\"\\; DROP TABLE x; --",
+    },
+    "keys in a non-sorted order": {"z": 1, "a": 2, "m": {"y": 1, "b": 2}, "0": 3},
+    "deep nesting": _deep(400),
+    "mixed scalar types": {"t": True, "f": False, "n": None, "i": 1, "x": 1.5, "s": "1",
+                           "l": [1, 1.0, "1", True, None, [], {}]},
+    "a 200 KB chat history (past MySQL's 64 KB TEXT)": _chat(2000),
+}
+
+INVALID_STATES: dict[str, Any] = {
+    "a set": {"s": {1, 2}},
+    "bytes": {"b": b"raw"},
+    "a datetime": {"d": datetime.datetime(2024, 1, 1)},
+    "NaN": {"x": float("nan")},
+    "infinity": {"x": float("inf")},
+    "a non-str key": {1: "one"},
+    "a tuple": {"t": (1, 2)},
+    "a UUID": {"u": uuid.uuid4()},
+    "a list instead of a dict": [1, 2],
+    "None instead of a dict": None,
+}
+
+
+def _cp(**overrides: Any) -> NamedCheckpoint:
+    fields: dict[str, Any] = {"name": "cp", "agent_id": "agent", "state": {"k": "v"}}
+    fields.update(overrides)
+    return NamedCheckpoint(**fields)
+
+
+def _order_key(item: CheckpointListItem) -> tuple[int, str]:
+    return (item.created_at, item.id)
+
+
+class CheckpointProviderContract:
+    """The contract suite.
+
+    Needs a ``provider`` fixture (on the subclass or in a conftest) that yields a fresh,
+    empty provider for each test.
+    """
+
+    # -- store and retrieve ---------------------------------------------------------------
+
+    def test_store_returns_a_string_id_and_retrieve_returns_every_field(
+        self, provider: CheckpointProvider
+    ) -> None:
+        cp = NamedCheckpoint(name="first", agent_id="a1", state={"x": 1}, session_id="s1",
+                             agent_type="coder", created_at=1_700_000_000_123)
+        cid = provider.store_checkpoint(cp)
+        assert isinstance(cid, str) and cid
+        got = provider.retrieve_checkpoint(cid)
+        assert got == StoredCheckpoint(id=cid, name="first", agent_id="a1", state={"x": 1},
+                                       session_id="s1", agent_type="coder",
+                                       created_at=1_700_000_000_123)
+
+    def test_defaults_are_empty_session_and_type_and_now(self, provider: CheckpointProvider) -> None:
+        start = now_ms()
+        cid = provider.store_checkpoint(NamedCheckpoint(name="n", agent_id="a", state={}))
+        got = provider.retrieve_checkpoint(cid)
+        assert got is not None
+        assert (got.session_id, got.agent_type) == ("", "")
+        assert start <= got.created_at <= now_ms()
+
+    @pytest.mark.parametrize("label", list(TRICKY_STATES))
+    def test_tricky_state_round_trips_exactly(self, provider: CheckpointProvider, label: str) -> None:
+        state = TRICKY_STATES[label]
+        cid = provider.store_checkpoint(_cp(state=state))
+        got = provider.retrieve_checkpoint(cid)
+        assert got is not None
+        assert got.state == state
+        assert_same_json(got.state, state)
+
+    def test_ids_are_unique_and_sort_by_creation(self, provider: CheckpointProvider) -> None:
+        ids = [provider.store_checkpoint(_cp()) for _ in range(50)]
+        assert len(set(ids)) == 50
+        assert ids == sorted(ids)
+
+    def test_retrieve_of_an_unknown_id_returns_none(self, provider: CheckpointProvider) -> None:
+        provider.store_checkpoint(_cp())
+        assert provider.retrieve_checkpoint("01ARZ3NDEKTSV4RRFFQ69G5FAV") is None
+
+    @pytest.mark.parametrize(
+        "bad_id",
+        ["", "x" * 10_000, "\x00", "nul\x00inside", "\ud800", "'; DROP TABLE x; --", "%", "_",
+         " ", 123, None],
+        ids=["empty", "very long", "NUL", "NUL inside", "lone surrogate", "SQL injection",
+             "percent", "underscore", "space", "an int", "None"],
+    )
+    def test_retrieve_of_a_malformed_id_returns_none(
+        self, provider: CheckpointProvider, bad_id: Any
+    ) -> None:
+        provider.store_checkpoint(_cp())
+        assert provider.retrieve_checkpoint(bad_id) is None
+
+    def test_stored_state_is_not_aliased_to_the_callers_object(
+        self, provider: CheckpointProvider
+    ) -> None:
+        state: dict[str, Any] = {"items": [1, 2]}
+        cid = provider.store_checkpoint(_cp(state=state))
+        state["items"].append(3)
+        got = provider.retrieve_checkpoint(cid)
+        assert got is not None and got.state == {"items": [1, 2]}
+        got.state["items"].append(4)
+        again = provider.retrieve_checkpoint(cid)
+        assert again is not None and again.state == {"items": [1, 2]}
+
+    # -- invalid input --------------------------------------------------------------------
+
+    @pytest.mark.parametrize("label", list(INVALID_STATES))
+    def test_invalid_state_is_refused_and_nothing_is_written(
+        self, provider: CheckpointProvider, label: str
+    ) -> None:
+        with pytest.raises(InvalidCheckpointError):
+            provider.store_checkpoint(_cp(state=INVALID_STATES[label]))
+        assert provider.list_checkpoints() == []
+
+    @pytest.mark.parametrize(
+        "overrides",
+        [{"name": ""}, {"agent_id": ""}, {"created_at": -1}, {"name": 5}, {"agent_id": None},
+         {"created_at": 1.5}, {"session_id": None}],
+        ids=["empty name", "empty agent_id", "negative created_at", "non-str name",
+             "None agent_id", "float created_at", "None session_id"],
+    )
+    def test_invalid_fields_are_refused_and_nothing_is_written(
+        self, provider: CheckpointProvider, overrides: dict[str, Any]
+    ) -> None:
+        with pytest.raises(InvalidCheckpointError) as info:
+            provider.store_checkpoint(_cp(**overrides))
+        assert isinstance(info.value, ValueError) and isinstance(info.value, CheckpointError)
+        assert provider.list_checkpoints() == []
+
+    # -- listing --------------------------------------------------------------------------
+
+    def test_list_returns_items_without_state_newest_first(self, provider: CheckpointProvider) -> None:
+        ids = [provider.store_checkpoint(_cp(name=f"n{i}", created_at=1000 + i)) for i in range(5)]
+        items = provider.list_checkpoints()
+        assert [i.id for i in items] == list(reversed(ids))
+        assert all(isinstance(i, CheckpointListItem) for i in items)
+        assert not hasattr(items[0], "state")
+        assert items[0] == CheckpointListItem(id=ids[4], name="n4", agent_id="agent",
+                                              session_id="", agent_type="", created_at=1004)
+
+    def test_list_breaks_created_at_ties_by_id_descending(self, provider: CheckpointProvider) -> None:
+        for i in range(30):
+            provider.store_checkpoint(_cp(name=f"n{i}", created_at=5000 + i % 3))
+        items = provider.list_checkpoints()
+        assert len(items) == 30
+        assert [_order_key(i) for i in items] == sorted((_order_key(i) for i in items), reverse=True)
+        assert provider.list_checkpoints() == items  # stable
+
+    def test_each_filter_matches_exactly_and_filters_combine_with_and(
+        self, provider: CheckpointProvider
+    ) -> None:
+        rows = [("a1", "s1", "t1"), ("a1", "s2", "t1"), ("a2", "s1", "t2"), ("a2", "s2", "t1"),
+                ("a1", "s1", "t2")]
+        ids = {provider.store_checkpoint(_cp(agent_id=a, session_id=s, agent_type=t,
+                                             created_at=100 + n)): (a, s, t)
+               for n, (a, s, t) in enumerate(rows)}
+        for kwargs in ({"agent_id": "a1"}, {"session_id": "s1"}, {"agent_type": "t1"},
+                       {"agent_id": "a1", "session_id": "s1"},
+                       {"agent_id": "a2", "agent_type": "t1"},
+                       {"agent_id": "a1", "session_id": "s1", "agent_type": "t2"},
+                       {"agent_id": "nobody"}):
+            expected = sorted(
+                (cid for cid, (a, s, t) in ids.items()
+                 if kwargs.get("agent_id", a) == a and kwargs.get("session_id", s) == s
+                 and kwargs.get("agent_type", t) == t),
+                key=lambda cid: ids and cid, reverse=True,
+            )
+            got = [i.id for i in provider.list_checkpoints(**kwargs)]
+            assert sorted(got, reverse=True) == expected, kwargs
+            assert got == sorted(got, key=lambda cid: next(
+                x.created_at for x in provider.list_checkpoints() if x.id == cid), reverse=True)
+
+    def test_before_and_after_are_strict_bounds(self, provider: CheckpointProvider) -> None:
+        for t in (10, 20, 30, 40):
+            provider.store_checkpoint(_cp(created_at=t))
+        assert [i.created_at for i in provider.list_checkpoints(before=30)] == [20, 10]
+        assert [i.created_at for i in provider.list_checkpoints(after=20)] == [40, 30]
+        assert [i.created_at for i in provider.list_checkpoints(after=10, before=40)] == [30, 20]
+        assert provider.list_checkpoints(after=20, before=30) == []
+        assert provider.list_checkpoints(before=0) == []
+        assert len(provider.list_checkpoints(after=-1, before=2**70)) == 4
+
+    def test_limit_caps_the_newest_and_none_means_all(self, provider: CheckpointProvider) -> None:
+        for t in range(12):
+            provider.store_checkpoint(_cp(created_at=t))
+        assert [i.created_at for i in provider.list_checkpoints(limit=3)] == [11, 10, 9]
+        assert len(provider.list_checkpoints(limit=None)) == 12
+        assert provider.list_checkpoints(limit=0) == []
+        assert len(provider.list_checkpoints(limit=100)) == 12
+
+    @pytest.mark.parametrize(
+        ("stored", "query"),
+        [("Agent", "agent"), ("agent", "AGENT"), ("café", "cafe"), ("cafe", "café"),
+         ("a", "a "), ("a ", "a"), ("a%", "a_"), ("ab", "a%"), ("ab", "a_"), ("ß", "ss"),
+         ("e\u0301", "é")],
+        ids=["case", "upper case", "accent removed", "accent added", "trailing space in query",
+             "trailing space stored", "percent vs underscore", "percent is literal",
+             "underscore is literal", "sharp s", "combining accent"],
+    )
+    def test_filters_never_match_a_different_string(
+        self, provider: CheckpointProvider, stored: str, query: str
+    ) -> None:
+        provider.store_checkpoint(_cp(agent_id=stored, session_id=stored, agent_type=stored))
+        assert provider.list_checkpoints(agent_id=query) == []
+        assert provider.list_checkpoints(session_id=query) == []
+        assert provider.list_checkpoints(agent_type=query) == []
+        assert len(provider.list_checkpoints(agent_id=stored, session_id=stored,
+                                             agent_type=stored)) == 1
+
+    @pytest.mark.parametrize("value", ["100%", "a_b", "O'Brien", 'say "hi"', "x; DROP TABLE y",
+                                       "SELECT", "back\\slash", " lead", "trail "])
+    def test_odd_characters_in_filters_match_literally(
+        self, provider: CheckpointProvider, value: str
+    ) -> None:
+        cid = provider.store_checkpoint(_cp(agent_id=value, session_id=value))
+        provider.store_checkpoint(_cp(agent_id="other"))
+        assert [i.id for i in provider.list_checkpoints(agent_id=value)] == [cid]
+        assert [i.id for i in provider.list_checkpoints(session_id=value)] == [cid]
+
+    def test_a_filter_value_no_row_can_hold_matches_nothing(self, provider: CheckpointProvider) -> None:
+        provider.store_checkpoint(_cp())
+        assert provider.list_checkpoints(agent_id="a\x00") == []
+        assert provider.list_checkpoints(agent_id="x" * 5000) == []
+
+    # -- delete ---------------------------------------------------------------------------
+
+    def test_delete_removes_once(self, provider: CheckpointProvider) -> None:
+        keep = provider.store_checkpoint(_cp(name="keep"))
+        gone = provider.store_checkpoint(_cp(name="gone"))
+        assert provider.delete_checkpoint(gone) is True
+        assert provider.delete_checkpoint(gone) is False
+        assert provider.retrieve_checkpoint(gone) is None
+        assert [i.id for i in provider.list_checkpoints()] == [keep]
+        assert provider.delete_checkpoint("no-such-id") is False
+        assert provider.delete_checkpoint("\x00") is False
+
+    # -- concurrency and lifecycle --------------------------------------------------------
+
+    def test_threads_share_one_provider(self, provider: CheckpointProvider) -> None:
+        errors: list[BaseException] = []
+        stored: list[str] = []
+        lock = threading.Lock()
+
+        def work(n: int) -> None:
+            try:
+                for i in range(10):
+                    cid = provider.store_checkpoint(_cp(agent_id=f"t{n}", name=f"{i}"))
+                    assert provider.retrieve_checkpoint(cid) is not None
+                    provider.list_checkpoints(agent_id=f"t{n}", limit=5)
+                    with lock:
+                        stored.append(cid)
+            except BaseException as exc:  # noqa: BLE001 - reported below
+                errors.append(exc)
+
+        threads = [threading.Thread(target=work, args=(n,)) for n in range(8)]
+        for t in threads:
+            t.start()
+        for t in threads:
+            t.join()
+        assert errors == []
+        assert len(stored) == 80
+        assert {i.id for i in provider.list_checkpoints()} == set(stored)
+
+    def test_provider_is_a_context_manager(self, provider: CheckpointProvider) -> None:
+        with provider as entered:
+            assert entered is provider
+            entered.store_checkpoint(_cp())
