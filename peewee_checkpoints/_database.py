@@ -2,7 +2,10 @@
 
 from __future__ import annotations
 
+import atexit
+import contextlib
 import os
+import tempfile
 import threading
 from dataclasses import dataclass
 from typing import Any, Literal
@@ -154,7 +157,11 @@ def open_database(url: str) -> DatabaseTarget:
             f"db_url {safe_url!r} names no database. Local databases take three slashes "
             f"('{base}:///dbname'), remote ones '{base}://user@host/dbname'"
         )
-    if backend == "sqlite" and database != ":memory:":
+    if backend == "sqlite":
+        if database == ":memory:":
+            # Peewee keeps a connection per thread, and each in-memory connection is its own
+            # empty database; a private temporary file gives every thread the same one.
+            database = kwargs["database"] = _temporary_file()
         _create_private_file(database)
     if base == "mysql" and "password" in kwargs:
         kwargs["passwd"] = kwargs.pop("password")
@@ -174,6 +181,19 @@ def _unquoted(password: str | None) -> str | None:
     from urllib.parse import unquote
 
     return unquote(password) if password else None
+
+
+def _temporary_file() -> str:
+    fd, path = tempfile.mkstemp(prefix="peewee-checkpoints-", suffix=".db")
+    os.close(fd)
+    atexit.register(_remove_sqlite_files, path)
+    return path
+
+
+def _remove_sqlite_files(path: str) -> None:
+    for suffix in ("", "-wal", "-shm"):
+        with contextlib.suppress(OSError):
+            os.remove(path + suffix)
 
 
 def _create_private_file(path: str) -> None:
