@@ -6,6 +6,7 @@ from abc import ABC, abstractmethod
 from types import TracebackType
 from typing import TypeVar
 
+from .errors import CheckpointError
 from .records import CheckpointListItem, NamedCheckpoint, StoredCheckpoint
 
 __all__ = ["CheckpointProvider"]
@@ -59,6 +60,15 @@ class CheckpointProvider(ABC):
     @abstractmethod
     def delete_checkpoint(self, checkpoint_id: str) -> bool:
         """Delete a checkpoint; True if a row was removed."""
+
+    def import_checkpoint(self, checkpoint: StoredCheckpoint) -> bool:
+        """Store ``checkpoint`` under its own id (for copies between stores).
+
+        Returns False, writing nothing, if a checkpoint with that id already exists, so an
+        interrupted copy can simply be run again. Providers that cannot keep foreign ids
+        raise :class:`CheckpointError`.
+        """
+        raise CheckpointError(f"{type(self).__name__} cannot import checkpoints with their ids")
 
     @abstractmethod
     def close(self) -> None:

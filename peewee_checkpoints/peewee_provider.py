@@ -18,6 +18,7 @@ from ._validation import (
     MAX_ID_LENGTH,
     check_bound,
     check_checkpoint,
+    check_text,
     check_limit,
     is_storable_key,
 )
@@ -137,10 +138,19 @@ class PeeweeCheckpointProvider(CheckpointProvider):
         check_checkpoint(checkpoint)
         data = encode_state(checkpoint.state)
         checkpoint_id = new_id()
-        self._insert(checkpoint_id, checkpoint, data)
+        if not self._insert(checkpoint_id, checkpoint, data):
+            raise StorageError(f"id {checkpoint_id} already exists on {self.url}")
         return checkpoint_id
 
-    def _insert(self, checkpoint_id: str, checkpoint: NamedCheckpoint, data: bytes) -> None:
+    def import_checkpoint(self, checkpoint: StoredCheckpoint) -> bool:
+        """Store ``checkpoint`` under its own id; False (nothing written) if the id exists."""
+        check_text("id", checkpoint.id, MAX_ID_LENGTH, allow_empty=False)
+        named = checkpoint.to_named()
+        check_checkpoint(named)
+        return self._insert(checkpoint.id, named, encode_state(checkpoint.state))
+
+    def _insert(self, checkpoint_id: str, checkpoint: NamedCheckpoint, data: bytes) -> bool:
+        """INSERT one row; True if written, False if a row with this id already existed."""
         self._ensure_ready()
         if self._target.backend == "mysql":
             self._check_packet_size(data)
@@ -155,21 +165,22 @@ class PeeweeCheckpointProvider(CheckpointProvider):
                 "created_at": checkpoint.created_at,
             }
         )
-        first_try = True
+        attempts = 0
 
-        def run() -> None:
-            nonlocal first_try
+        def run() -> bool:
+            nonlocal attempts
+            attempts += 1
             try:
                 self._db.execute_sql(self._sql.insert.sql, params)
             except pw.IntegrityError:
-                # The id is new, so a duplicate on the retry after a dropped connection means
-                # the first attempt did commit before the connection went.
-                if first_try or not self._exists(checkpoint_id):
+                if not self._exists(checkpoint_id):
                     raise
-            finally:
-                first_try = False
+                # On a retry after a dropped connection, the row is the first attempt's:
+                # it committed before the connection went.
+                return attempts > 1
+            return True
 
-        self._guard("store a checkpoint", run, retry=True)
+        return self._guard("store a checkpoint", run, retry=True)
 
     def _exists(self, checkpoint_id: str) -> bool:
         cursor = self._db.execute_sql(self._sql.exists.sql, [checkpoint_id])

@@ -291,6 +291,28 @@ class CheckpointProviderContract:
         assert provider.delete_checkpoint("no-such-id") is False
         assert provider.delete_checkpoint("\x00") is False
 
+    # -- import (copies between stores keep their ids) ------------------------------------
+
+    def test_import_keeps_the_id_and_skips_an_existing_one(
+        self, provider: CheckpointProvider
+    ) -> None:
+        cp = StoredCheckpoint(id="01HZZZZZZZZZZZZZZZZZZZZZZZ", name="copied", agent_id="a",
+                              state={"k": [1, 2.5]}, session_id="s", agent_type="t",
+                              created_at=1234)
+        try:
+            assert provider.import_checkpoint(cp) is True
+        except CheckpointError as exc:
+            if "cannot import" in str(exc):
+                pytest.skip("this provider does not import checkpoints with their ids")
+            raise
+        assert provider.retrieve_checkpoint(cp.id) == cp
+        changed = StoredCheckpoint(**{**cp.__dict__, "name": "other"})
+        assert provider.import_checkpoint(changed) is False
+        assert provider.retrieve_checkpoint(cp.id) == cp
+        assert [i.id for i in provider.list_checkpoints()] == [cp.id]
+        with pytest.raises(InvalidCheckpointError):
+            provider.import_checkpoint(StoredCheckpoint(**{**cp.__dict__, "id": ""}))
+
     # -- concurrency and lifecycle --------------------------------------------------------
 
     def test_threads_share_one_provider(self, provider: CheckpointProvider) -> None:
