@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from .aio import AsyncCheckpointProvider
 from .errors import (
     CheckpointError,
     ConfigError,
@@ -16,6 +17,7 @@ from .peewee_provider import PeeweeCheckpointProvider
 from .records import CheckpointListItem, NamedCheckpoint, StoredCheckpoint
 
 __all__ = [
+    "AsyncCheckpointProvider",
     "Checkpoint",
     "CheckpointError",
     "CheckpointListItem",

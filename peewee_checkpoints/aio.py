@@ -1,0 +1,100 @@
+"""asyncio access to any provider, without blocking the event loop."""
+
+from __future__ import annotations
+
+import asyncio
+import functools
+import os
+from collections.abc import Callable
+from concurrent.futures import ThreadPoolExecutor
+from types import TracebackType
+from typing import Any, TypeVar
+
+from .interface import CheckpointProvider
+from .records import CheckpointListItem, NamedCheckpoint, StoredCheckpoint
+
+__all__ = ["AsyncCheckpointProvider"]
+
+_T = TypeVar("_T")
+
+
+class AsyncCheckpointProvider:
+    """The provider interface as coroutines, for asyncio agent loops.
+
+    Each call runs the wrapped (synchronous) provider in a private, bounded thread pool. The
+    Peewee provider keeps one connection per thread, so the pool's size is also the most
+    connections this wrapper opens, and its threads live as long as the wrapper, so their
+    connections are reused rather than reopened. Database drivers release the GIL while they
+    wait on the server, so the event loop keeps running during every call.
+
+    Args:
+        provider: any :class:`CheckpointProvider`.
+        max_workers: threads (and so connections) at most; default ``min(8, cpu count + 4)``.
+    """
+
+    def __init__(self, provider: CheckpointProvider, *, max_workers: int | None = None) -> None:
+        self._provider = provider
+        workers = max_workers or min(8, (os.cpu_count() or 1) + 4)
+        self._executor = ThreadPoolExecutor(workers, thread_name_prefix="peewee-checkpoints")
+
+    @property
+    def provider(self) -> CheckpointProvider:
+        """The wrapped synchronous provider."""
+        return self._provider
+
+    async def _run(self, fn: Callable[..., _T], *args: Any, **kwargs: Any) -> _T:
+        loop = asyncio.get_running_loop()
+        return await loop.run_in_executor(self._executor, functools.partial(fn, *args, **kwargs))
+
+    async def store_checkpoint(self, checkpoint: NamedCheckpoint) -> str:
+        """See :meth:`CheckpointProvider.store_checkpoint`."""
+        return await self._run(self._provider.store_checkpoint, checkpoint)
+
+    async def retrieve_checkpoint(self, checkpoint_id: str) -> StoredCheckpoint | None:
+        """See :meth:`CheckpointProvider.retrieve_checkpoint`."""
+        return await self._run(self._provider.retrieve_checkpoint, checkpoint_id)
+
+    async def list_checkpoints(
+        self,
+        *,
+        agent_id: str | None = None,
+        session_id: str | None = None,
+        agent_type: str | None = None,
+        before: int | None = None,
+        after: int | None = None,
+        limit: int | None = None,
+    ) -> list[CheckpointListItem]:
+        """See :meth:`CheckpointProvider.list_checkpoints`."""
+        return await self._run(
+            self._provider.list_checkpoints, agent_id=agent_id, session_id=session_id,
+            agent_type=agent_type, before=before, after=after, limit=limit,
+        )
+
+    async def delete_checkpoint(self, checkpoint_id: str) -> bool:
+        """See :meth:`CheckpointProvider.delete_checkpoint`."""
+        return await self._run(self._provider.delete_checkpoint, checkpoint_id)
+
+    async def import_checkpoint(self, checkpoint: StoredCheckpoint) -> bool:
+        """See :meth:`CheckpointProvider.import_checkpoint`."""
+        return await self._run(self._provider.import_checkpoint, checkpoint)
+
+    async def close(self) -> None:
+        """Close the wrapped provider, then stop the thread pool."""
+        try:
+            await self._run(self._provider.close)
+        finally:
+            self._executor.shutdown(wait=False)
+
+    async def __aenter__(self) -> AsyncCheckpointProvider:
+        return self
+
+    async def __aexit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        tb: TracebackType | None,
+    ) -> None:
+        await self.close()
+
+    def __repr__(self) -> str:
+        return f"AsyncCheckpointProvider({self._provider!r})"
