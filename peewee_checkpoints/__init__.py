@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from .config import load_provider
 from .errors import (
     CheckpointError,
     ConfigError,
@@ -11,6 +12,7 @@ from .errors import (
     StorageError,
 )
 from .interface import CheckpointProvider
+from .memory import MemoryCheckpointProvider
 from .model import Checkpoint
 from .peewee_provider import PeeweeCheckpointProvider
 from .records import CheckpointListItem, NamedCheckpoint, StoredCheckpoint
@@ -22,10 +24,12 @@ __all__ = [
     "CheckpointProvider",
     "ConfigError",
     "InvalidCheckpointError",
+    "MemoryCheckpointProvider",
     "MigrationError",
     "NamedCheckpoint",
     "PeeweeCheckpointProvider",
     "ProviderNotFoundError",
     "StorageError",
     "StoredCheckpoint",
+    "load_provider",
 ]
