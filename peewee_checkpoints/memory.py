@@ -13,6 +13,7 @@ from ._validation import (
     check_bound,
     check_checkpoint,
     check_limit,
+    check_text,
     is_storable_key,
 )
 from .errors import InvalidCheckpointError
@@ -55,14 +56,26 @@ class MemoryCheckpointProvider(CheckpointProvider):
     def store_checkpoint(self, checkpoint: NamedCheckpoint) -> str:
         """Store ``checkpoint``; returns its new id (a 26-character ULID)."""
         check_checkpoint(checkpoint)
-        data = encode_state(checkpoint.state)
         checkpoint_id = new_id()
+        self._add(checkpoint_id, checkpoint, encode_state(checkpoint.state))
+        return checkpoint_id
+
+    def import_checkpoint(self, checkpoint: StoredCheckpoint) -> bool:
+        """Store ``checkpoint`` under its own id; False (nothing written) if the id exists."""
+        check_text("id", checkpoint.id, MAX_ID_LENGTH, allow_empty=False)
+        named = checkpoint.to_named()
+        check_checkpoint(named)
+        return self._add(checkpoint.id, named, encode_state(checkpoint.state))
+
+    def _add(self, checkpoint_id: str, checkpoint: NamedCheckpoint, data: bytes) -> bool:
         row = _Row(checkpoint_id, checkpoint.name, checkpoint.agent_id, data,
                    checkpoint.session_id, checkpoint.agent_type, checkpoint.created_at)
         with self._lock:
+            if checkpoint_id in self._rows:
+                return False
             self._rows[checkpoint_id] = row
             bisect.insort(self._order, (row.created_at, checkpoint_id))
-        return checkpoint_id
+        return True
 
     def retrieve_checkpoint(self, checkpoint_id: str) -> StoredCheckpoint | None:
         """Return the checkpoint with this id, or None (also for a malformed id)."""
