@@ -1,0 +1,693 @@
+"""``PeeweeSaver``: a LangGraph checkpointer on SQLite, PostgreSQL or MySQL/MariaDB."""
+
+from __future__ import annotations
+
+import asyncio
+import random
+from collections.abc import AsyncIterator, Callable, Iterator, Sequence
+from contextlib import AbstractContextManager, nullcontext
+from typing import Any, TypeVar
+
+from langchain_core.runnables import RunnableConfig
+from langgraph.checkpoint.base import (
+    WRITES_IDX_MAP,
+    BaseCheckpointSaver,
+    ChannelVersions,
+    Checkpoint,
+    CheckpointMetadata,
+    CheckpointTuple,
+    get_serializable_checkpoint_metadata,
+)
+from langgraph.checkpoint.serde.base import SerializerProtocol
+
+from .._validation import text_problem
+from ..errors import ConfigError, InvalidCheckpointError
+from ..peewee_provider import PeeweeCheckpointProvider
+from ._sql import CHUNK, SaverSQL
+
+__all__ = ["PeeweeSaver"]
+
+_T = TypeVar("_T")
+
+# Column sizes of migration 003 (the MySQL index limit decides them); the same limits apply on
+# every backend so that a graph that runs on SQLite also runs on MySQL.
+_MAX_THREAD_ID = 255
+_MAX_NS = 255
+_MAX_CHECKPOINT_ID = 64
+_MAX_CHANNEL = 191
+_MAX_TASK_ID = 128
+_MAX_RUN_ID = 255
+
+# Metadata keys that LangGraph's DeltaChannel leaves on a thread's checkpoints (see prune).
+_DELTA_MARKERS = ("counters_since_delta_snapshot", "delta_writes_versioned")
+
+_Row = tuple[Any, ...]
+_PICKLE = "pickle"
+
+
+def _check_key(field: str, value: object, max_length: int) -> str:
+    problem = text_problem(value, max_length)
+    if problem is not None:
+        raise InvalidCheckpointError(f"{field} {problem}")
+    return value  # type: ignore[return-value]  # text_problem checked it is a str
+
+
+def _is_key(value: object, max_length: int) -> bool:
+    return text_problem(value, max_length) is None
+
+
+def _chunks(items: Sequence[_T], size: int = CHUNK) -> Iterator[Sequence[_T]]:
+    for start in range(0, len(items), size):
+        yield items[start : start + size]
+
+
+def _contains(actual: Any, expected: Any) -> bool:
+    """Metadata filter match: equal values, or for dicts every expected key contained."""
+    if isinstance(expected, dict) and isinstance(actual, dict):
+        return all(k in actual and _contains(actual[k], v) for k, v in expected.items())
+    return bool(actual == expected)
+
+
+def _refuse_pickle(serde: object) -> None:
+    """Raise ConfigError if ``serde`` (or a serializer it wraps) may unpickle stored bytes."""
+    seen: set[int] = set()
+    current: object = serde
+    while current is not None and id(current) not in seen:
+        seen.add(id(current))
+        if getattr(current, "pickle_fallback", False):
+            raise ConfigError(
+                "PeeweeSaver refuses a serializer with pickle_fallback=True: unpickling bytes "
+                "read from the database runs code chosen by whoever can write to it. Pass "
+                "JsonPlusSerializer() (the default) or a serializer without pickle"
+            )
+        current = getattr(current, "serde", None)
+
+
+class PeeweeSaver(BaseCheckpointSaver[str]):
+    """A LangGraph checkpointer that stores threads in this package's database tables.
+
+    One class for SQLite, PostgreSQL and MySQL/MariaDB, chosen by ``db_url`` as for
+    :class:`~peewee_checkpoints.PeeweeCheckpointProvider`. Its tables come from the package's
+    migrations, applied on first use under a database-wide lock, so any number of workers may
+    start at once and no ``setup()`` call is needed.
+
+    Storage follows LangGraph's PostgreSQL saver: a checkpoint row without its channel values,
+    one blob per ``(channel, version)`` (a value that did not change between checkpoints is
+    stored once), and the pending writes of each checkpoint. Every value goes through ``serde``
+    and is stored as its type name plus bytes.
+
+    Args:
+        db_url: ``sqlite:///path``, ``postgresql://user:pass@host:port/db`` or
+            ``mysql://user:pass@host:port/db`` (each also ``+pool``).
+        serde: the serializer; LangGraph's ``JsonPlusSerializer`` (msgpack, no pickle) by
+            default. A serializer with ``pickle_fallback=True``, or wrapping one, is refused.
+
+    Raises:
+        ConfigError: ``db_url`` is malformed or unsupported, or ``serde`` would unpickle.
+
+    The async methods run the sync ones in a worker thread (each thread keeps its own
+    connection). Database errors are raised as :class:`~peewee_checkpoints.StorageError`;
+    ids and names longer than the columns hold as
+    :class:`~peewee_checkpoints.InvalidCheckpointError`.
+    """
+
+    def __init__(self, db_url: str, *, serde: SerializerProtocol | None = None) -> None:
+        _refuse_pickle(serde)
+        super().__init__(serde=serde)
+        self._provider = PeeweeCheckpointProvider(db_url)
+        self._db = self._provider.database
+        self._sql = SaverSQL(self._provider._target.backend, self._db.param)
+        self._mysql = self._provider.backend == "mysql"
+        self._binary_is_bytes = self._provider.backend != "postgres"
+
+    # -- plumbing -------------------------------------------------------------------------
+
+    @property
+    def url(self) -> str:
+        """The ``db_url`` with its password replaced by ``***``."""
+        return self._provider.url
+
+    def __repr__(self) -> str:
+        return f"{type(self).__name__}({self.url!r})"
+
+    def __enter__(self) -> PeeweeSaver:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
+    def close(self) -> None:
+        """Close every connection this saver opened (later calls reconnect)."""
+        self._provider.close()
+
+    def setup(self) -> None:
+        """Apply pending migrations now; optional, the first call does it anyway."""
+        self._provider.migrate()
+
+    def _run(self, action: str, fn: Callable[[], _T]) -> _T:
+        # Every statement the saver runs is idempotent (upserts, deletes, copies that keep
+        # existing rows), so a call whose connection dropped is retried once.
+        self._provider._ensure_ready()
+        return self._provider._guard(action, fn, retry=True)
+
+    def _execute(self, sql: str, params: Sequence[Any] = ()) -> Any:
+        return self._db.execute_sql(sql, params)
+
+    def _transaction(self, *, writes_after_reads: bool = False) -> AbstractContextManager[Any]:
+        if writes_after_reads and self._provider.backend == "sqlite":
+            # Take SQLite's write lock up front: a deferred transaction that reads first
+            # cannot wait for the lock later and fails with "database is locked".
+            return self._db.atomic("IMMEDIATE")  # type: ignore[no-any-return]
+        return self._db.atomic()  # type: ignore[no-any-return]
+
+    def _bytes(self, value: Any) -> bytes:
+        return value if self._binary_is_bytes or value is None else bytes(value)
+
+    def _load(self, type_: str, data: Any) -> Any:
+        if type_ == _PICKLE:
+            # Whatever the serializer: bytes from the database are never unpickled.
+            raise InvalidCheckpointError(
+                f"refusing to unpickle a stored value on {self.url}: PeeweeSaver never "
+                "deserializes pickle (whoever can write to the database would choose the code "
+                "it runs)"
+            )
+        return self.serde.loads_typed((type_, self._bytes(data)))
+
+    def _dump(self, value: Any) -> tuple[str, bytes]:
+        type_, data = self.serde.dumps_typed(value)
+        if type_ == _PICKLE:
+            raise InvalidCheckpointError(
+                f"the serializer pickled a {type(value).__name__}; PeeweeSaver stores no pickle. "
+                "Make the value serializable by LangGraph's JsonPlusSerializer (msgpack)"
+            )
+        return type_, data
+
+    # -- the saver interface --------------------------------------------------------------
+
+    def put(
+        self,
+        config: RunnableConfig,
+        checkpoint: Checkpoint,
+        metadata: CheckpointMetadata,
+        new_versions: ChannelVersions,
+    ) -> RunnableConfig:
+        """Store ``checkpoint``; only channels in ``new_versions`` get a new blob."""
+        conf = config.get("configurable") or {}
+        if "thread_id" not in conf:
+            raise InvalidCheckpointError("put needs config['configurable']['thread_id']")
+        thread_id = _check_key("thread_id", str(conf["thread_id"]), _MAX_THREAD_ID)
+        ns = _check_key("checkpoint_ns", conf.get("checkpoint_ns", ""), _MAX_NS)
+        checkpoint_id = _check_key("checkpoint id", checkpoint["id"], _MAX_CHECKPOINT_ID)
+        parent_id = conf.get("checkpoint_id")
+        if parent_id is not None:
+            _check_key("parent checkpoint_id", parent_id, _MAX_CHECKPOINT_ID)
+
+        stored: dict[str, Any] = dict(checkpoint)
+        values = stored.pop("channel_values", None) or {}
+        blob_params: list[Any] = []
+        for channel, version in new_versions.items():
+            _check_key("channel", channel, _MAX_CHANNEL)
+            version_key = _check_key("channel version", str(version), _MAX_CHECKPOINT_ID)
+            if channel in values:
+                type_, data = self._dump(values[channel])
+            else:
+                type_, data = "empty", None
+            blob_params += (thread_id, ns, channel, version_key, type_, data)
+        md = get_serializable_checkpoint_metadata(config, metadata)
+        run_id = md.get("run_id")
+        run_key = str(run_id) if run_id is not None else None
+        if run_key is not None:
+            _check_key("metadata run_id", run_key, _MAX_RUN_ID)
+        ck_type, ck_data = self._dump(stored)
+        md_type, md_data = self._dump(md)
+        params = (thread_id, ns, checkpoint_id, parent_id, run_key, ck_type, ck_data, md_type, md_data)
+
+        def run() -> None:
+            with self._transaction():
+                for chunk in _chunks(blob_params, CHUNK * 6):
+                    self._execute(self._sql.insert_blobs(len(chunk) // 6), chunk)
+                self._execute(self._sql.put_checkpoint, params)
+
+        self._run("store a LangGraph checkpoint", run)
+        return {
+            "configurable": {
+                "thread_id": thread_id,
+                "checkpoint_ns": ns,
+                "checkpoint_id": checkpoint_id,
+            }
+        }
+
+    def put_writes(
+        self,
+        config: RunnableConfig,
+        writes: Sequence[tuple[str, Any]],
+        task_id: str,
+        task_path: str = "",
+    ) -> None:
+        """Store a task's pending writes for the checkpoint ``config`` names.
+
+        A second call with the same task and index keeps the first write, except for the
+        special channels of ``WRITES_IDX_MAP`` (errors, interrupts, ...), which replace it.
+        """
+        conf = config["configurable"]
+        thread_id = _check_key("thread_id", str(conf["thread_id"]), _MAX_THREAD_ID)
+        ns = _check_key("checkpoint_ns", conf.get("checkpoint_ns", ""), _MAX_NS)
+        checkpoint_id = _check_key("checkpoint_id", conf["checkpoint_id"], _MAX_CHECKPOINT_ID)
+        task_id = _check_key("task_id", task_id, _MAX_TASK_ID)
+        task_path = _check_key("task_path", task_path, 1 << 16)
+        if not writes:
+            return
+        replace = all(channel in WRITES_IDX_MAP for channel, _ in writes)
+        params: list[Any] = []
+        for idx, (channel, value) in enumerate(writes):
+            _check_key("channel", channel, _MAX_CHANNEL)
+            type_, data = self._dump(value)
+            params += (
+                thread_id, ns, checkpoint_id, task_id, task_path,
+                WRITES_IDX_MAP.get(channel, idx), channel, type_, data,
+            )
+
+        def run() -> None:
+            chunks = list(_chunks(params, CHUNK * 9))
+            with self._transaction() if len(chunks) > 1 else nullcontext():
+                for chunk in chunks:
+                    self._execute(self._sql.insert_writes(len(chunk) // 9, replace), chunk)
+
+        self._run("store LangGraph writes", run)
+
+    def get_tuple(self, config: RunnableConfig) -> CheckpointTuple | None:
+        """The checkpoint ``config`` names, or the thread's latest in its namespace; else None."""
+        conf = config["configurable"]
+        thread_id = str(conf["thread_id"])
+        ns = conf.get("checkpoint_ns", "")
+        checkpoint_id = conf.get("checkpoint_id")
+        if not (_is_key(thread_id, _MAX_THREAD_ID) and _is_key(ns, _MAX_NS)):
+            return None
+        if checkpoint_id is not None and not _is_key(checkpoint_id, _MAX_CHECKPOINT_ID):
+            return None
+
+        def run() -> list[CheckpointTuple]:
+            if checkpoint_id is None:
+                row = self._execute(self._sql.get_latest, (thread_id, ns)).fetchone()
+            else:
+                row = self._execute(
+                    self._sql.get_checkpoint, (thread_id, ns, checkpoint_id)
+                ).fetchone()
+            return self._assemble([row]) if row is not None else []
+
+        found = self._run("read a LangGraph checkpoint", run)
+        return found[0] if found else None
+
+    def list(
+        self,
+        config: RunnableConfig | None,
+        *,
+        filter: dict[str, Any] | None = None,
+        before: RunnableConfig | None = None,
+        limit: int | None = None,
+    ) -> Iterator[CheckpointTuple]:
+        """Checkpoints newest first (by checkpoint id), with their values and pending writes.
+
+        ``config`` narrows to a thread, and to a namespace if it has ``checkpoint_ns``;
+        ``filter`` keeps checkpoints whose metadata contains these key/value pairs; ``before``
+        keeps ids older than its ``checkpoint_id``; ``limit`` caps the count.
+        """
+        return iter(self._list(config, filter=filter, before=before, limit=limit))
+
+    def _list(
+        self,
+        config: RunnableConfig | None,
+        *,
+        filter: dict[str, Any] | None,
+        before: RunnableConfig | None,
+        limit: int | None,
+    ) -> list[CheckpointTuple]:
+        conf = (config or {}).get("configurable") or {}
+        params: list[Any] = []
+        shape = []
+        for key, max_length in (
+            ("thread_id", _MAX_THREAD_ID),
+            ("checkpoint_ns", _MAX_NS),
+            ("checkpoint_id", _MAX_CHECKPOINT_ID),
+        ):
+            value = conf.get(key)
+            present = value is not None
+            if present:
+                value = str(value) if key == "thread_id" else value
+                if not _is_key(value, max_length):
+                    return []
+                params.append(value)
+            shape.append(present)
+        before_id = (before or {}).get("configurable", {}).get("checkpoint_id")
+        if before_id is not None:
+            params.append(str(before_id))
+        if limit is not None and limit <= 0:
+            return []
+        # Metadata is filtered in Python (it is stored through serde, not as SQL JSON), so a
+        # filtered listing stops at `limit` matches instead of cutting the rows in SQL.
+        limited = limit is not None and not filter
+        if limited:
+            params.append(limit)
+        sql = self._sql.list(shape[0], shape[1], shape[2], before_id is not None, limited)
+
+        def run() -> list[CheckpointTuple]:
+            cursor = self._execute(sql, params)
+            if not filter:
+                rows = cursor.fetchall()
+            else:
+                rows = []
+                for row in cursor:
+                    md = self._load(row[6], row[7])
+                    if all(_contains(md.get(k), v) for k, v in filter.items()):
+                        rows.append(row)
+                        if limit is not None and len(rows) >= limit:
+                            break
+                cursor.close()
+            return self._assemble(rows)
+
+        return self._run("list LangGraph checkpoints", run)
+
+    def _assemble(self, rows: Sequence[_Row]) -> list[CheckpointTuple]:
+        """Build checkpoint tuples from checkpoint rows: one more query per namespace."""
+        decoded = [(row, self._load(row[4], row[5])) for row in rows]
+        groups: dict[tuple[str, str], list[tuple[_Row, dict[str, Any]]]] = {}
+        for row, checkpoint in decoded:
+            groups.setdefault((row[0], row[1]), []).append((row, checkpoint))
+        blobs: dict[tuple[str, str, str, str], tuple[str, Any]] = {}
+        writes: dict[tuple[str, str, str], list[tuple[str, str, int, str, str, Any]]] = {}
+        for (thread_id, ns), members in groups.items():
+            pairs = sorted(
+                {
+                    (channel, str(version))
+                    for _, checkpoint in members
+                    for channel, version in checkpoint.get("channel_versions", {}).items()
+                }
+            )
+            ids = [row[2] for row, _ in members]
+            self._fetch_values(thread_id, ns, pairs, ids, blobs, writes)
+        result = []
+        for row, checkpoint in decoded:
+            thread_id, ns, checkpoint_id, parent_id = row[0], row[1], row[2], row[3]
+            values = {}
+            for channel, version in checkpoint.get("channel_versions", {}).items():
+                blob = blobs.get((thread_id, ns, channel, str(version)))
+                if blob is not None and blob[0] != "empty":
+                    values[channel] = self._load(blob[0], blob[1])
+            checkpoint["channel_values"] = values
+            pending = sorted(writes.get((thread_id, ns, checkpoint_id), ()))
+            result.append(
+                CheckpointTuple(
+                    config={
+                        "configurable": {
+                            "thread_id": thread_id,
+                            "checkpoint_ns": ns,
+                            "checkpoint_id": checkpoint_id,
+                        }
+                    },
+                    checkpoint=checkpoint,  # type: ignore[arg-type]
+                    metadata=self._load(row[6], row[7]),
+                    parent_config=(
+                        {
+                            "configurable": {
+                                "thread_id": thread_id,
+                                "checkpoint_ns": ns,
+                                "checkpoint_id": parent_id,
+                            }
+                        }
+                        if parent_id
+                        else None
+                    ),
+                    pending_writes=[
+                        (task_id, channel, self._load(type_, data))
+                        for _path, task_id, _idx, channel, type_, data in pending
+                    ],
+                )
+            )
+        return result
+
+    def _fetch_values(
+        self,
+        thread_id: str,
+        ns: str,
+        pairs: Sequence[tuple[str, str]],
+        ids: Sequence[str],
+        blobs: dict[tuple[str, str, str, str], tuple[str, Any]],
+        writes: dict[tuple[str, str, str], list[tuple[str, str, int, str, str, Any]]],
+    ) -> None:
+        key = (thread_id, ns)
+        pair_chunks = list(_chunks(pairs))
+        id_chunks = list(_chunks(ids))
+        for n in range(max(len(pair_chunks), len(id_chunks))):
+            some_pairs = pair_chunks[n] if n < len(pair_chunks) else ()
+            some_ids = id_chunks[n] if n < len(id_chunks) else ()
+            params: list[Any] = []
+            if some_pairs:
+                params += key
+                for pair in some_pairs:
+                    params += pair
+            if some_ids:
+                params += key
+                params += some_ids
+            sql = self._sql.values(len(some_pairs), len(some_ids))
+            for kind, ref, task_id, task_path, idx, channel, type_, data in self._execute(
+                sql, params
+            ).fetchall():
+                if kind == 0:
+                    blobs[(thread_id, ns, channel, ref)] = (type_, data)
+                else:
+                    # Sorted by LangGraph's writes_sort_key: (task_path, task_id, idx).
+                    writes.setdefault((thread_id, ns, ref), []).append(
+                        (task_path, task_id, int(idx), channel, type_, data)
+                    )
+
+    def delete_thread(self, thread_id: str) -> None:
+        """Delete every checkpoint, blob and write of ``thread_id``, in all namespaces."""
+        thread_id = str(thread_id)
+        if not _is_key(thread_id, _MAX_THREAD_ID):
+            return
+
+        def run() -> None:
+            with self._transaction():
+                for sql in self._sql.delete_thread:
+                    self._execute(sql, (thread_id,))
+
+        self._run("delete a LangGraph thread", run)
+
+    def delete_for_runs(self, run_ids: Sequence[str]) -> None:
+        """Delete the checkpoints whose metadata ``run_id`` is one of ``run_ids``.
+
+        Their pending writes go with them, and blobs no remaining checkpoint refers to. A
+        checkpoint whose parent is deleted is left with no parent.
+        """
+        ids = sorted({str(r) for r in run_ids if _is_key(str(r), _MAX_RUN_ID)})
+        if not ids:
+            return
+
+        def run() -> None:
+            with self._transaction(writes_after_reads=True):
+                doomed: dict[tuple[str, str], list[tuple[str, dict[str, Any]]]] = {}
+                for chunk in _chunks(ids):
+                    sql = self._sql.in_list(self._sql.checkpoints_of_runs, len(chunk))
+                    for row in self._execute(sql, chunk).fetchall():
+                        doomed.setdefault((row[0], row[1]), []).append(
+                            (row[2], self._load(row[4], row[5]))
+                        )
+                for (thread_id, ns), members in doomed.items():
+                    self._delete_checkpoints(thread_id, ns, members, kept=None)
+
+        self._run("delete LangGraph runs", run)
+
+    def _delete_checkpoints(
+        self,
+        thread_id: str,
+        ns: str,
+        doomed: Sequence[tuple[str, dict[str, Any]]],
+        kept: Sequence[dict[str, Any]] | None,
+    ) -> None:
+        """Delete checkpoints of one namespace with their writes and the blobs they alone used.
+
+        ``kept`` are the namespace's remaining checkpoints, or None to read them after the
+        deletion.
+        """
+        key = (thread_id, ns)
+        ids = [checkpoint_id for checkpoint_id, _ in doomed]
+        for chunk in _chunks(ids):
+            for statement in (
+                self._sql.delete_writes_of,
+                self._sql.delete_checkpoints_of,
+                self._sql.orphan_children_of,
+            ):
+                self._execute(self._sql.in_list(statement, len(chunk)), (*key, *chunk))
+        freed = {
+            (channel, str(version))
+            for _, checkpoint in doomed
+            for channel, version in checkpoint.get("channel_versions", {}).items()
+        }
+        if not freed:
+            return
+        if kept is None:
+            rows = self._execute(self._sql.namespace_checkpoints, key).fetchall()
+            kept = [self._load(type_, data) for type_, data in rows]
+        for checkpoint in kept:
+            for channel, version in checkpoint.get("channel_versions", {}).items():
+                freed.discard((channel, str(version)))
+        for chunk in _chunks(sorted(freed)):
+            params: list[Any] = [*key]
+            for pair in chunk:
+                params += pair
+            self._execute(self._sql.delete_blobs(len(chunk)), params)
+
+    def copy_thread(self, source_thread_id: str, target_thread_id: str) -> None:
+        """Copy every checkpoint, blob and write of one thread to another.
+
+        Ids, parents, metadata and namespaces are kept, so the copy lists in the same order.
+        Rows the target already has with the same key are left as they are.
+        """
+        source = _check_key("source_thread_id", str(source_thread_id), _MAX_THREAD_ID)
+        target = _check_key("target_thread_id", str(target_thread_id), _MAX_THREAD_ID)
+        if source == target:
+            return
+
+        def run() -> None:
+            with self._transaction(writes_after_reads=True):
+                for sql in self._sql.copy_thread:
+                    self._execute(sql, (target, source))
+
+        self._run("copy a LangGraph thread", run)
+
+    def prune(self, thread_ids: Sequence[str], *, strategy: str = "keep_latest") -> None:
+        """Prune threads: ``"keep_latest"`` or ``"delete"``.
+
+        ``"delete"`` removes every checkpoint, blob and write of the threads. ``"keep_latest"``
+        keeps the latest checkpoint of each namespace with its pending writes and the blobs it
+        refers to, and deletes the rest; the kept checkpoint loses its parent link if the
+        parent was deleted. Each call runs in one transaction. A run appending to a thread
+        meanwhile is safe; forking from a checkpoint being deleted is not.
+
+        ``"keep_latest"`` refuses (InvalidCheckpointError, nothing deleted) threads that use a
+        LangGraph ``DeltaChannel``, whose latest value is rebuilt from older checkpoints.
+        """
+        if isinstance(thread_ids, str):
+            raise InvalidCheckpointError("thread_ids must be a sequence of thread ids, not a str")
+        if strategy not in ("keep_latest", "delete"):
+            raise InvalidCheckpointError(
+                f"unknown prune strategy {strategy!r}; use 'keep_latest' or 'delete'"
+            )
+        threads = sorted({str(t) for t in thread_ids if _is_key(str(t), _MAX_THREAD_ID)})
+        if not threads:
+            return
+        if strategy == "delete":
+
+            def delete() -> None:
+                with self._transaction():
+                    for table in self._sql.TABLES:
+                        for chunk in _chunks(threads):
+                            sql = self._sql.in_list(self._sql.delete_threads(table), len(chunk))
+                            self._execute(sql, chunk)
+
+            self._run("prune LangGraph threads", delete)
+            return
+
+        def keep_latest() -> None:
+            with self._transaction(writes_after_reads=True):
+                plans = [self._keep_latest_plan(t) for t in threads]
+                for thread_id, namespaces in zip(threads, plans, strict=True):
+                    for ns, (latest, doomed) in namespaces.items():
+                        if doomed:
+                            self._delete_checkpoints(thread_id, ns, doomed, kept=[latest])
+
+        self._run("prune LangGraph threads", keep_latest)
+
+    def _keep_latest_plan(
+        self, thread_id: str
+    ) -> dict[str, tuple[dict[str, Any], list[tuple[str, dict[str, Any]]]]]:
+        """Per namespace: the latest checkpoint and the (id, checkpoint) pairs to delete."""
+        rows = self._execute(self._sql.thread_checkpoints, (thread_id,)).fetchall()
+        by_ns: dict[str, list[_Row]] = {}
+        for row in rows:
+            metadata = self._load(row[6], row[7])
+            if any(marker in metadata for marker in _DELTA_MARKERS):
+                raise InvalidCheckpointError(
+                    f"prune(strategy='keep_latest') can't prune thread {thread_id!r}: it uses a "
+                    "LangGraph DeltaChannel, whose latest value is rebuilt from older "
+                    "checkpoints. Nothing was deleted; use strategy='delete' or delete_thread"
+                )
+            by_ns.setdefault(row[1], []).append(row)
+        plan = {}
+        for ns, members in by_ns.items():
+            members.sort(key=lambda r: r[2], reverse=True)
+            latest = self._load(members[0][4], members[0][5])
+            doomed = [(r[2], self._load(r[4], r[5])) for r in members[1:]]
+            plan[ns] = (latest, doomed)
+        return plan
+
+    def get_next_version(self, current: str | None, channel: None) -> str:
+        """A zero-padded counter plus a random fraction, as LangGraph's PostgreSQL saver.
+
+        The fraction keeps two forks of one checkpoint from giving a changed channel the same
+        version, which would make them share one blob.
+        """
+        if current is None:
+            current_v = 0
+        elif isinstance(current, int):
+            current_v = current
+        else:
+            current_v = int(str(current).split(".")[0])
+        return f"{current_v + 1:032}.{random.random():016}"  # noqa: S311 - not a secret
+
+    # -- async: the same methods in a worker thread ---------------------------------------
+
+    async def aput(
+        self,
+        config: RunnableConfig,
+        checkpoint: Checkpoint,
+        metadata: CheckpointMetadata,
+        new_versions: ChannelVersions,
+    ) -> RunnableConfig:
+        """Async :meth:`put`."""
+        return await asyncio.to_thread(self.put, config, checkpoint, metadata, new_versions)
+
+    async def aput_writes(
+        self,
+        config: RunnableConfig,
+        writes: Sequence[tuple[str, Any]],
+        task_id: str,
+        task_path: str = "",
+    ) -> None:
+        """Async :meth:`put_writes`."""
+        await asyncio.to_thread(self.put_writes, config, writes, task_id, task_path)
+
+    async def aget_tuple(self, config: RunnableConfig) -> CheckpointTuple | None:
+        """Async :meth:`get_tuple`."""
+        return await asyncio.to_thread(self.get_tuple, config)
+
+    async def alist(
+        self,
+        config: RunnableConfig | None,
+        *,
+        filter: dict[str, Any] | None = None,
+        before: RunnableConfig | None = None,
+        limit: int | None = None,
+    ) -> AsyncIterator[CheckpointTuple]:
+        """Async :meth:`list`."""
+        found = await asyncio.to_thread(
+            self._list, config, filter=filter, before=before, limit=limit
+        )
+        for item in found:
+            yield item
+
+    async def adelete_thread(self, thread_id: str) -> None:
+        """Async :meth:`delete_thread`."""
+        await asyncio.to_thread(self.delete_thread, thread_id)
+
+    async def adelete_for_runs(self, run_ids: Sequence[str]) -> None:
+        """Async :meth:`delete_for_runs`."""
+        await asyncio.to_thread(self.delete_for_runs, run_ids)
+
+    async def acopy_thread(self, source_thread_id: str, target_thread_id: str) -> None:
+        """Async :meth:`copy_thread`."""
+        await asyncio.to_thread(self.copy_thread, source_thread_id, target_thread_id)
+
+    async def aprune(self, thread_ids: Sequence[str], *, strategy: str = "keep_latest") -> None:
+        """Async :meth:`prune`."""
+        await asyncio.to_thread(self.prune, thread_ids, strategy=strategy)
