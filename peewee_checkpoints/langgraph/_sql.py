@@ -31,7 +31,9 @@ _CHECKPOINT_INSERT_COLUMNS = (
     "type, checkpoint, metadata_type, metadata"
 )
 _BLOB_COLUMNS = "thread_id, checkpoint_ns, channel, version, type, data"
-_WRITE_COLUMNS = "thread_id, checkpoint_ns, checkpoint_id, task_id, task_path, idx, channel, type, data"
+_WRITE_COLUMNS = (
+    "thread_id, checkpoint_ns, checkpoint_id, task_id, task_path, idx, channel, type, data"
+)
 
 
 def _row(param: str, n: int) -> str:
@@ -106,6 +108,7 @@ class SaverSQL:
             )
         )
         self.insert_blobs: Callable[[int], str] = lru_cache(maxsize=64)(self._insert_blobs)
+        self.put_with_blobs: Callable[[int], str] = lru_cache(maxsize=64)(self._put_with_blobs)
         self.insert_writes: Callable[[int, bool], str] = lru_cache(maxsize=64)(
             self._insert_writes
         )
@@ -129,6 +132,13 @@ class SaverSQL:
             f"INSERT INTO {table} ({columns}) SELECT {self._p}, {rest} FROM {table} AS src "
             f"WHERE src.thread_id = {self._p}{tail}"
         )
+
+    def _put_with_blobs(self, rows: int) -> str:
+        """PostgreSQL: the blobs and the checkpoint in one statement (one round trip, atomic).
+
+        Parameters: ``rows`` blob rows, then the checkpoint row.
+        """
+        return f"WITH blobs AS ({self._insert_blobs(rows)}) {self.put_checkpoint}"
 
     def _insert_blobs(self, rows: int) -> str:
         values = ", ".join([_row(self._p, 6)] * rows)

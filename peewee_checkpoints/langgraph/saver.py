@@ -42,7 +42,18 @@ _MAX_RUN_ID = 255
 _DELTA_MARKERS = ("counters_since_delta_snapshot", "delta_writes_versioned")
 
 _Row = tuple[Any, ...]
+# Module-level aliases: inside the class, "list" names the saver's method.
+_Tuples = list[CheckpointTuple]
+_Params = list[Any]
+_WriteRow = tuple[str, str, int, str, str, Any]
+_Blobs = dict[tuple[str, str, str, str], tuple[str, Any]]
+_WriteRows = list[_WriteRow]
+_Writes = dict[tuple[str, str, str], _WriteRows]
+_Doomed = list[tuple[str, dict[str, Any]]]
+_Rows = list[_Row]
 _PICKLE = "pickle"
+#: Longest string kept inline in the checkpoint row instead of a blob of its own.
+_INLINE_STR_MAX = 256
 
 
 def _check_key(field: str, value: object, max_length: int) -> str:
@@ -59,6 +70,25 @@ def _is_key(value: object, max_length: int) -> bool:
 def _chunks(items: Sequence[_T], size: int = CHUNK) -> Iterator[Sequence[_T]]:
     for start in range(0, len(items), size):
         yield items[start : start + size]
+
+
+def _inlinable(value: Any) -> bool:
+    """True for values stored inside the checkpoint row rather than as a blob."""
+    if value is None or isinstance(value, (bool, float)):
+        return True
+    if isinstance(value, int):
+        return -(2**63) <= value < 2**64  # what msgpack holds natively
+    return isinstance(value, str) and len(value) <= _INLINE_STR_MAX
+
+
+def _blob_pairs(checkpoint: dict[str, Any]) -> list[tuple[str, str]]:
+    """(channel, version) of the blobs a stored checkpoint refers to (not its inline values)."""
+    inline = checkpoint.get("channel_values") or {}
+    return [
+        (channel, str(version))
+        for channel, version in checkpoint.get("channel_versions", {}).items()
+        if channel not in inline
+    ]
 
 
 def _contains(actual: Any, expected: Any) -> bool:
@@ -157,8 +187,8 @@ class PeeweeSaver(BaseCheckpointSaver[str]):
         if writes_after_reads and self._provider.backend == "sqlite":
             # Take SQLite's write lock up front: a deferred transaction that reads first
             # cannot wait for the lock later and fails with "database is locked".
-            return self._db.atomic("IMMEDIATE")  # type: ignore[no-any-return]
-        return self._db.atomic()  # type: ignore[no-any-return]
+            return self._db.atomic("IMMEDIATE")
+        return self._db.atomic()
 
     def _bytes(self, value: Any) -> bytes:
         return value if self._binary_is_bytes or value is None else bytes(value)
@@ -204,15 +234,19 @@ class PeeweeSaver(BaseCheckpointSaver[str]):
 
         stored: dict[str, Any] = dict(checkpoint)
         values = stored.pop("channel_values", None) or {}
-        blob_params: list[Any] = []
+        # Small scalars ride inside the checkpoint row (as LangGraph's PostgreSQL saver does):
+        # repeating a few bytes is cheaper than a blob row and its lookup. Everything else is
+        # one blob per (channel, version), written only when the version is new. A channel
+        # that changed to empty gets no blob: a missing blob loads as an absent channel.
+        inline = {k: v for k, v in values.items() if _inlinable(v)}
+        stored["channel_values"] = inline
+        blob_params: _Params = []
         for channel, version in new_versions.items():
             _check_key("channel", channel, _MAX_CHANNEL)
             version_key = _check_key("channel version", str(version), _MAX_CHECKPOINT_ID)
-            if channel in values:
+            if channel in values and channel not in inline:
                 type_, data = self._dump(values[channel])
-            else:
-                type_, data = "empty", None
-            blob_params += (thread_id, ns, channel, version_key, type_, data)
+                blob_params += (thread_id, ns, channel, version_key, type_, data)
         md = get_serializable_checkpoint_metadata(config, metadata)
         run_id = md.get("run_id")
         run_key = str(run_id) if run_id is not None else None
@@ -220,13 +254,24 @@ class PeeweeSaver(BaseCheckpointSaver[str]):
             _check_key("metadata run_id", run_key, _MAX_RUN_ID)
         ck_type, ck_data = self._dump(stored)
         md_type, md_data = self._dump(md)
-        params = (thread_id, ns, checkpoint_id, parent_id, run_key, ck_type, ck_data, md_type, md_data)
+        params = (
+            thread_id, ns, checkpoint_id, parent_id, run_key, ck_type, ck_data, md_type, md_data
+        )
+
+        chunks = list(_chunks(blob_params, CHUNK * 6))
 
         def run() -> None:
-            with self._transaction():
-                for chunk in _chunks(blob_params, CHUNK * 6):
-                    self._execute(self._sql.insert_blobs(len(chunk) // 6), chunk)
+            if not chunks:
                 self._execute(self._sql.put_checkpoint, params)
+            elif len(chunks) == 1 and self._provider.backend == "postgres":
+                # One statement: one round trip instead of four (BEGIN, two inserts, COMMIT).
+                sql = self._sql.put_with_blobs(len(blob_params) // 6)
+                self._execute(sql, [*blob_params, *params])
+            else:
+                with self._transaction():
+                    for chunk in chunks:
+                        self._execute(self._sql.insert_blobs(len(chunk) // 6), chunk)
+                    self._execute(self._sql.put_checkpoint, params)
 
         self._run("store a LangGraph checkpoint", run)
         return {
@@ -258,7 +303,7 @@ class PeeweeSaver(BaseCheckpointSaver[str]):
         if not writes:
             return
         replace = all(channel in WRITES_IDX_MAP for channel, _ in writes)
-        params: list[Any] = []
+        params: _Params = []
         for idx, (channel, value) in enumerate(writes):
             _check_key("channel", channel, _MAX_CHANNEL)
             type_, data = self._dump(value)
@@ -286,7 +331,7 @@ class PeeweeSaver(BaseCheckpointSaver[str]):
         if checkpoint_id is not None and not _is_key(checkpoint_id, _MAX_CHECKPOINT_ID):
             return None
 
-        def run() -> list[CheckpointTuple]:
+        def run() -> _Tuples:
             if checkpoint_id is None:
                 row = self._execute(self._sql.get_latest, (thread_id, ns)).fetchone()
             else:
@@ -321,9 +366,9 @@ class PeeweeSaver(BaseCheckpointSaver[str]):
         filter: dict[str, Any] | None,
         before: RunnableConfig | None,
         limit: int | None,
-    ) -> list[CheckpointTuple]:
+    ) -> _Tuples:
         conf = (config or {}).get("configurable") or {}
-        params: list[Any] = []
+        params: _Params = []
         shape = []
         for key, max_length in (
             ("thread_id", _MAX_THREAD_ID),
@@ -350,12 +395,12 @@ class PeeweeSaver(BaseCheckpointSaver[str]):
             params.append(limit)
         sql = self._sql.list(shape[0], shape[1], shape[2], before_id is not None, limited)
 
-        def run() -> list[CheckpointTuple]:
+        def run() -> _Tuples:
             cursor = self._execute(sql, params)
+            rows: _Rows = []
             if not filter:
                 rows = cursor.fetchall()
             else:
-                rows = []
                 for row in cursor:
                     md = self._load(row[6], row[7])
                     if all(_contains(md.get(k), v) for k, v in filter.items()):
@@ -367,63 +412,103 @@ class PeeweeSaver(BaseCheckpointSaver[str]):
 
         return self._run("list LangGraph checkpoints", run)
 
-    def _assemble(self, rows: Sequence[_Row]) -> list[CheckpointTuple]:
+    def _assemble(self, rows: Sequence[_Row]) -> _Tuples:
         """Build checkpoint tuples from checkpoint rows: one more query per namespace."""
+        if len(rows) == 1:
+            return [self._assemble_one(rows[0])]
         decoded = [(row, self._load(row[4], row[5])) for row in rows]
         groups: dict[tuple[str, str], list[tuple[_Row, dict[str, Any]]]] = {}
         for row, checkpoint in decoded:
             groups.setdefault((row[0], row[1]), []).append((row, checkpoint))
-        blobs: dict[tuple[str, str, str, str], tuple[str, Any]] = {}
-        writes: dict[tuple[str, str, str], list[tuple[str, str, int, str, str, Any]]] = {}
+        blobs: _Blobs = {}
+        writes: _Writes = {}
         for (thread_id, ns), members in groups.items():
             pairs = sorted(
-                {
-                    (channel, str(version))
-                    for _, checkpoint in members
-                    for channel, version in checkpoint.get("channel_versions", {}).items()
-                }
+                {pair for _, checkpoint in members for pair in _blob_pairs(checkpoint)}
             )
             ids = [row[2] for row, _ in members]
-            self._fetch_values(thread_id, ns, pairs, ids, blobs, writes)
+            self._fetch_values(thread_id, ns, pairs, ids, blobs=blobs, writes=writes)
         result = []
         for row, checkpoint in decoded:
-            thread_id, ns, checkpoint_id, parent_id = row[0], row[1], row[2], row[3]
-            values = {}
-            for channel, version in checkpoint.get("channel_versions", {}).items():
-                blob = blobs.get((thread_id, ns, channel, str(version)))
-                if blob is not None and blob[0] != "empty":
-                    values[channel] = self._load(blob[0], blob[1])
-            checkpoint["channel_values"] = values
-            pending = sorted(writes.get((thread_id, ns, checkpoint_id), ()))
-            result.append(
-                CheckpointTuple(
-                    config={
-                        "configurable": {
-                            "thread_id": thread_id,
-                            "checkpoint_ns": ns,
-                            "checkpoint_id": checkpoint_id,
-                        }
-                    },
-                    checkpoint=checkpoint,  # type: ignore[arg-type]
-                    metadata=self._load(row[6], row[7]),
-                    parent_config=(
-                        {
-                            "configurable": {
-                                "thread_id": thread_id,
-                                "checkpoint_ns": ns,
-                                "checkpoint_id": parent_id,
-                            }
-                        }
-                        if parent_id
-                        else None
-                    ),
-                    pending_writes=[
-                        (task_id, channel, self._load(type_, data))
-                        for _path, task_id, _idx, channel, type_, data in pending
-                    ],
-                )
-            )
+            thread_id, ns, checkpoint_id = row[0], row[1], row[2]
+            channel_blobs = {}
+            for channel, version in _blob_pairs(checkpoint):
+                blob = blobs.get((thread_id, ns, channel, version))
+                if blob is not None:
+                    channel_blobs[channel] = blob
+            pending = writes.get((thread_id, ns, checkpoint_id), [])
+            result.append(self._tuple(row, checkpoint, channel_blobs, pending))
         return result
+
+    def _assemble_one(self, row: _Row) -> CheckpointTuple:
+        """The tuple of one checkpoint row (get_tuple's hot path: one more query)."""
+        checkpoint = self._load(row[4], row[5])
+        pairs = _blob_pairs(checkpoint)
+        if len(pairs) > CHUNK:
+            blobs: _Blobs = {}
+            writes: _Writes = {}
+            self._fetch_values(row[0], row[1], pairs, [row[2]], blobs=blobs, writes=writes)
+            channel_blobs = {key[2]: blob for key, blob in blobs.items()}
+            return self._tuple(row, checkpoint, channel_blobs, writes.get(row[:3], []))
+        params: _Params = []
+        if pairs:
+            params += row[:2]
+            for pair in pairs:
+                params += pair
+        params += row[:3]
+        channel_blobs = {}
+        pending: _WriteRows = []
+        for kind, _ref, task_id, task_path, idx, channel, type_, data in self._execute(
+            self._sql.values(len(pairs), 1), params
+        ).fetchall():
+            if kind == 0:
+                # Each channel has one version, so each blob row is a different channel.
+                channel_blobs[channel] = (type_, data)
+            else:
+                pending.append((task_path, task_id, int(idx), channel, type_, data))
+        return self._tuple(row, checkpoint, channel_blobs, pending)
+
+    def _tuple(
+        self,
+        row: _Row,
+        checkpoint: dict[str, Any],
+        channel_blobs: dict[str, tuple[str, Any]],
+        pending: _WriteRows,
+    ) -> CheckpointTuple:
+        thread_id, ns, checkpoint_id, parent_id = row[0], row[1], row[2], row[3]
+        values = checkpoint.get("channel_values") or {}
+        for channel, (type_, data) in channel_blobs.items():
+            if type_ != "empty":
+                values[channel] = self._load(type_, data)
+        checkpoint["channel_values"] = values
+        # LangGraph wants pending writes in writes_sort_key order: (task_path, task_id, idx).
+        pending.sort(key=lambda w: w[:3])
+        return CheckpointTuple(
+            config={
+                "configurable": {
+                    "thread_id": thread_id,
+                    "checkpoint_ns": ns,
+                    "checkpoint_id": checkpoint_id,
+                }
+            },
+            checkpoint=checkpoint,  # type: ignore[arg-type]
+            metadata=self._load(row[6], row[7]),
+            parent_config=(
+                {
+                    "configurable": {
+                        "thread_id": thread_id,
+                        "checkpoint_ns": ns,
+                        "checkpoint_id": parent_id,
+                    }
+                }
+                if parent_id
+                else None
+            ),
+            pending_writes=[
+                (task_id, channel, self._load(type_, data))
+                for _path, task_id, _idx, channel, type_, data in pending
+            ],
+        )
 
     def _fetch_values(
         self,
@@ -431,8 +516,9 @@ class PeeweeSaver(BaseCheckpointSaver[str]):
         ns: str,
         pairs: Sequence[tuple[str, str]],
         ids: Sequence[str],
-        blobs: dict[tuple[str, str, str, str], tuple[str, Any]],
-        writes: dict[tuple[str, str, str], list[tuple[str, str, int, str, str, Any]]],
+        *,
+        blobs: _Blobs,
+        writes: _Writes,
     ) -> None:
         key = (thread_id, ns)
         pair_chunks = list(_chunks(pairs))
@@ -440,7 +526,7 @@ class PeeweeSaver(BaseCheckpointSaver[str]):
         for n in range(max(len(pair_chunks), len(id_chunks))):
             some_pairs = pair_chunks[n] if n < len(pair_chunks) else ()
             some_ids = id_chunks[n] if n < len(id_chunks) else ()
-            params: list[Any] = []
+            params: _Params = []
             if some_pairs:
                 params += key
                 for pair in some_pairs:
@@ -485,7 +571,7 @@ class PeeweeSaver(BaseCheckpointSaver[str]):
 
         def run() -> None:
             with self._transaction(writes_after_reads=True):
-                doomed: dict[tuple[str, str], list[tuple[str, dict[str, Any]]]] = {}
+                doomed: dict[tuple[str, str], _Doomed] = {}
                 for chunk in _chunks(ids):
                     sql = self._sql.in_list(self._sql.checkpoints_of_runs, len(chunk))
                     for row in self._execute(sql, chunk).fetchall():
@@ -518,11 +604,7 @@ class PeeweeSaver(BaseCheckpointSaver[str]):
                 self._sql.orphan_children_of,
             ):
                 self._execute(self._sql.in_list(statement, len(chunk)), (*key, *chunk))
-        freed = {
-            (channel, str(version))
-            for _, checkpoint in doomed
-            for channel, version in checkpoint.get("channel_versions", {}).items()
-        }
+        freed = {pair for _, checkpoint in doomed for pair in _blob_pairs(checkpoint)}
         if not freed:
             return
         if kept is None:
@@ -531,11 +613,11 @@ class PeeweeSaver(BaseCheckpointSaver[str]):
         for checkpoint in kept:
             for channel, version in checkpoint.get("channel_versions", {}).items():
                 freed.discard((channel, str(version)))
-        for chunk in _chunks(sorted(freed)):
-            params: list[Any] = [*key]
-            for pair in chunk:
+        for pairs in _chunks(sorted(freed)):
+            params: _Params = [*key]
+            for pair in pairs:
                 params += pair
-            self._execute(self._sql.delete_blobs(len(chunk)), params)
+            self._execute(self._sql.delete_blobs(len(pairs)), params)
 
     def copy_thread(self, source_thread_id: str, target_thread_id: str) -> None:
         """Copy every checkpoint, blob and write of one thread to another.
@@ -600,10 +682,10 @@ class PeeweeSaver(BaseCheckpointSaver[str]):
 
     def _keep_latest_plan(
         self, thread_id: str
-    ) -> dict[str, tuple[dict[str, Any], list[tuple[str, dict[str, Any]]]]]:
+    ) -> dict[str, tuple[dict[str, Any], _Doomed]]:
         """Per namespace: the latest checkpoint and the (id, checkpoint) pairs to delete."""
         rows = self._execute(self._sql.thread_checkpoints, (thread_id,)).fetchall()
-        by_ns: dict[str, list[_Row]] = {}
+        by_ns: dict[str, _Rows] = {}
         for row in rows:
             metadata = self._load(row[6], row[7])
             if any(marker in metadata for marker in _DELTA_MARKERS):
@@ -627,12 +709,14 @@ class PeeweeSaver(BaseCheckpointSaver[str]):
         The fraction keeps two forks of one checkpoint from giving a changed channel the same
         version, which would make them share one blob.
         """
-        if current is None:
+        # LangGraph may hand back an int version written by another saver.
+        value: object = current
+        if value is None:
             current_v = 0
-        elif isinstance(current, int):
-            current_v = current
+        elif isinstance(value, int):
+            current_v = value
         else:
-            current_v = int(str(current).split(".")[0])
+            current_v = int(str(value).split(".")[0])
         return f"{current_v + 1:032}.{random.random():016}"  # noqa: S311 - not a secret
 
     # -- async: the same methods in a worker thread ---------------------------------------
