@@ -4,7 +4,9 @@ Frozen once released: plain DDL per backend, nothing imported from the package. 
 as in LangGraph's own PostgreSQL saver: a checkpoint row without its channel values, one blob
 per (channel, version) so that a value that did not change is stored once however many
 checkpoints refer to it, and the pending writes of each checkpoint. Every value is stored as
-the serializer's type name plus bytes.
+the serializer's type name plus bytes. ``blob_refs`` repeats, as a JSON object, the
+(channel -> version) of the blobs a checkpoint uses, so that SQL can join them in the same
+query that reads the checkpoint.
 """
 
 from __future__ import annotations
@@ -31,6 +33,7 @@ _SQLITE = [
         checkpoint BLOB NOT NULL,
         metadata_type TEXT NOT NULL,
         metadata BLOB NOT NULL,
+        blob_refs TEXT NOT NULL,
         PRIMARY KEY (thread_id, checkpoint_ns, checkpoint_id)
     )""",
     f"CREATE INDEX {CHECKPOINTS}_run_idx ON {CHECKPOINTS} (run_id)",
@@ -70,6 +73,7 @@ _POSTGRES = [
         checkpoint BYTEA NOT NULL,
         metadata_type VARCHAR(64) NOT NULL,
         metadata BYTEA NOT NULL,
+        blob_refs TEXT NOT NULL,
         PRIMARY KEY (thread_id, checkpoint_ns, checkpoint_id)
     )""",
     f"CREATE INDEX {CHECKPOINTS}_run_idx ON {CHECKPOINTS} (run_id)",
@@ -112,6 +116,7 @@ _MYSQL = [
     checkpoint LONGBLOB NOT NULL,
     metadata_type VARCHAR(64) NOT NULL,
     metadata LONGBLOB NOT NULL,
+    blob_refs LONGTEXT NOT NULL,
     PRIMARY KEY (thread_id, checkpoint_ns, checkpoint_id),
     KEY {checkpoints}_run_idx (run_id)
 ) ENGINE=InnoDB DEFAULT CHARSET=utf8mb4 COLLATE={collation} ROW_FORMAT=DYNAMIC""",

@@ -28,7 +28,7 @@ CHECKPOINT_COLUMNS = (
 )
 _CHECKPOINT_INSERT_COLUMNS = (
     "thread_id, checkpoint_ns, checkpoint_id, parent_checkpoint_id, run_id, "
-    "type, checkpoint, metadata_type, metadata"
+    "type, checkpoint, metadata_type, metadata, blob_refs"
 )
 _BLOB_COLUMNS = "thread_id, checkpoint_ns, channel, version, type, data"
 _WRITE_COLUMNS = (
@@ -54,22 +54,28 @@ class SaverSQL:
             upsert = (
                 " ON DUPLICATE KEY UPDATE run_id = VALUES(run_id), type = VALUES(type), "
                 "checkpoint = VALUES(checkpoint), metadata_type = VALUES(metadata_type), "
-                "metadata = VALUES(metadata)"
+                "metadata = VALUES(metadata), blob_refs = VALUES(blob_refs)"
             )
         else:
             upsert = (
                 " ON CONFLICT (thread_id, checkpoint_ns, checkpoint_id) DO UPDATE SET "
                 "run_id = excluded.run_id, type = excluded.type, "
                 "checkpoint = excluded.checkpoint, metadata_type = excluded.metadata_type, "
-                "metadata = excluded.metadata"
+                "metadata = excluded.metadata, blob_refs = excluded.blob_refs"
             )
         self.put_checkpoint = (
-            f"INSERT INTO {CHECKPOINTS} ({_CHECKPOINT_INSERT_COLUMNS}) VALUES {_row(p, 9)}{upsert}"
+            f"INSERT INTO {CHECKPOINTS} ({_CHECKPOINT_INSERT_COLUMNS}) VALUES {_row(p, 10)}{upsert}"
         )
         self.get_checkpoint = (
             f"SELECT {CHECKPOINT_COLUMNS} FROM {CHECKPOINTS} "
             f"WHERE {self.key} AND checkpoint_id = {p}"
         )
+        # SQLite and PostgreSQL: the checkpoint, its blobs (joined through blob_refs) and its
+        # writes in one statement. MySQL keeps two (JSON_TABLE needs MySQL 8 / MariaDB 10.6).
+        self.get_one: dict[bool, str] = {}
+        if not mysql:
+            for latest in (False, True):
+                self.get_one[latest] = self._get_one(latest)
         self.get_latest = (
             f"SELECT {CHECKPOINT_COLUMNS} FROM {CHECKPOINTS} "
             f"WHERE {self.key} ORDER BY checkpoint_id DESC LIMIT 1"
@@ -131,6 +137,42 @@ class SaverSQL:
         return (
             f"INSERT INTO {table} ({columns}) SELECT {self._p}, {rest} FROM {table} AS src "
             f"WHERE src.thread_id = {self._p}{tail}"
+        )
+
+    def _get_one(self, latest: bool) -> str:
+        """Rows ``(kind, a, b, c, d, e, f, g)`` for one checkpoint: kind 2 is the checkpoint
+        (id, parent, type, checkpoint, metadata_type, metadata), kind 0 a blob (channel,
+        version, type, data), kind 1 a write (task_id, task_path, type, data, channel, -, idx).
+        Parameters: the namespace key and the checkpoint id (``latest``: the key twice) for
+        each of the three parts.
+        """
+        p = self._p
+        if latest:
+            which = (
+                f"(SELECT MAX(checkpoint_id) FROM {CHECKPOINTS} "
+                f"WHERE thread_id = {p} AND checkpoint_ns = {p})"
+            )
+        else:
+            which = p
+        if self.backend == "postgres":
+            refs = "CROSS JOIN LATERAL jsonb_each_text(c.blob_refs::jsonb) AS j(key, value)"
+        else:
+            refs = "CROSS JOIN json_each(c.blob_refs) AS j"
+        # CROSS JOIN fixes the join order: SQLite would otherwise scan the thread's blobs.
+        return (
+            # PostgreSQL types a UNION column from its first branches: the NULL needs a type.
+            "SELECT 2, checkpoint_id, parent_checkpoint_id, type, checkpoint, metadata_type, "
+            f"metadata, CAST(NULL AS INTEGER) FROM {CHECKPOINTS} "
+            f"WHERE {self.key} AND checkpoint_id = {which} "
+            "UNION ALL "
+            "SELECT 0, b.channel, b.version, b.type, b.data, NULL, NULL, NULL "
+            f"FROM {CHECKPOINTS} c {refs} CROSS JOIN {BLOBS} b "
+            "WHERE b.thread_id = c.thread_id AND b.checkpoint_ns = c.checkpoint_ns "
+            "AND b.channel = j.key AND b.version = j.value "
+            f"AND c.thread_id = {p} AND c.checkpoint_ns = {p} AND c.checkpoint_id = {which} "
+            "UNION ALL "
+            "SELECT 1, task_id, task_path, type, data, channel, NULL, idx "
+            f"FROM {WRITES} WHERE {self.key} AND checkpoint_id = {which}"
         )
 
     def _put_with_blobs(self, rows: int) -> str:

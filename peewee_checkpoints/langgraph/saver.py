@@ -8,6 +8,7 @@ from collections.abc import AsyncIterator, Callable, Iterator, Sequence
 from contextlib import AbstractContextManager, nullcontext
 from typing import Any, TypeVar
 
+import orjson
 from langchain_core.runnables import RunnableConfig
 from langgraph.checkpoint.base import (
     WRITES_IDX_MAP,
@@ -64,6 +65,9 @@ def _check_key(field: str, value: object, max_length: int) -> str:
 
 
 def _is_key(value: object, max_length: int) -> bool:
+    # The common case (short ASCII text) without text_problem's encode; reads call this often.
+    if type(value) is str and len(value) <= max_length and value.isascii():
+        return "\x00" not in value
     return text_problem(value, max_length) is None
 
 
@@ -177,8 +181,10 @@ class PeeweeSaver(BaseCheckpointSaver[str]):
     def _run(self, action: str, fn: Callable[[], _T]) -> _T:
         # Every statement the saver runs is idempotent (upserts, deletes, copies that keep
         # existing rows), so a call whose connection dropped is retried once.
-        self._provider._ensure_ready()
-        return self._provider._guard(action, fn, retry=True)
+        provider = self._provider
+        if not provider._ready:
+            provider._ensure_ready()
+        return provider._guard(action, fn, retry=True)
 
     def _execute(self, sql: str, params: Sequence[Any] = ()) -> Any:
         return self._db.execute_sql(sql, params)
@@ -254,8 +260,10 @@ class PeeweeSaver(BaseCheckpointSaver[str]):
             _check_key("metadata run_id", run_key, _MAX_RUN_ID)
         ck_type, ck_data = self._dump(stored)
         md_type, md_data = self._dump(md)
+        refs = orjson.dumps(dict(_blob_pairs(stored))).decode()
         params = (
-            thread_id, ns, checkpoint_id, parent_id, run_key, ck_type, ck_data, md_type, md_data
+            thread_id, ns, checkpoint_id, parent_id, run_key,
+            ck_type, ck_data, md_type, md_data, refs,
         )
 
         chunks = list(_chunks(blob_params, CHUNK * 6))
@@ -331,6 +339,16 @@ class PeeweeSaver(BaseCheckpointSaver[str]):
         if checkpoint_id is not None and not _is_key(checkpoint_id, _MAX_CHECKPOINT_ID):
             return None
 
+        get_one = self._sql.get_one.get(checkpoint_id is None)
+        if get_one is not None:
+            key = (thread_id, ns, thread_id, ns) if checkpoint_id is None else (
+                thread_id, ns, checkpoint_id
+            )
+            return self._run(
+                "read a LangGraph checkpoint",
+                lambda: self._one(thread_id, ns, self._execute(get_one, key * 3).fetchall()),
+            )
+
         def run() -> _Tuples:
             if checkpoint_id is None:
                 row = self._execute(self._sql.get_latest, (thread_id, ns)).fetchone()
@@ -342,6 +360,22 @@ class PeeweeSaver(BaseCheckpointSaver[str]):
 
         found = self._run("read a LangGraph checkpoint", run)
         return found[0] if found else None
+
+    def _one(self, thread_id: str, ns: str, rows: Sequence[_Row]) -> CheckpointTuple | None:
+        """The tuple from the rows of SaverSQL.get_one, or None if there is no checkpoint."""
+        found = None
+        channel_blobs: dict[str, tuple[str, Any]] = {}
+        pending: _WriteRows = []
+        for kind, a, b, c, d, e, f, g in rows:
+            if kind == 2:
+                found = (thread_id, ns, a, b, c, d, e, f)
+            elif kind == 0:
+                channel_blobs[a] = (c, d)
+            else:
+                pending.append((b, a, int(g), e, c, d))
+        if found is None:
+            return None
+        return self._tuple(found, self._load(found[4], found[5]), channel_blobs, pending)
 
     def list(
         self,
