@@ -8,7 +8,9 @@ changes a counter, every 4th step appends to a message history (about 4 KB after
 steps), so unchanged values are common, as in real graphs. ``put`` stores a chain of
 checkpoints with two pending writes each; ``get_tuple`` reads random checkpoints of the chain
 by id; ``list`` reads the 10 newest. Figures are medians in microseconds per call; the ratio
-is PeeweeSaver / theirs (below 1.0 means PeeweeSaver is faster).
+is PeeweeSaver / theirs (below 1.0 means PeeweeSaver is faster). The two savers take turns
+call by call, so a busy disk slows both alike; ``put`` waits for a durable commit (fsync) on
+every backend, so its absolute figures follow the disk.
 
 Servers come from PEEWEE_CHECKPOINTS_TEST_POSTGRES_URL and PEEWEE_CHECKPOINTS_TEST_MYSQL_URL
 (defaults: the local test servers); the benchmark creates and drops its own databases there.
@@ -124,8 +126,12 @@ def ours(url: str) -> Iterator[tuple[str, BaseCheckpointSaver[Any]]]:
 
 def run_workload(
     saver: BaseCheckpointSaver[Any], n: int, seed: int, times: dict[str, list[float]]
-) -> None:
-    """Put a chain of ``n`` checkpoints, read ``n`` of them back, list; append timings."""
+) -> Iterator[None]:
+    """Put a chain of ``n`` checkpoints, read ``n`` of them back, list; append timings.
+
+    A generator that yields after each timed call, so that two savers can take turns call by
+    call and meet the same load from the rest of the machine (fsync times vary a lot).
+    """
     rng = random.Random(seed)
     thread = f"bench-{uuid.uuid4()}"
     config: dict[str, Any] = {"configurable": {"thread_id": thread, "checkpoint_ns": ""}}
@@ -154,6 +160,7 @@ def run_workload(
         saver.put_writes(config, [("counter", step), ("messages", "hi")], f"task-{step}")  # type: ignore[arg-type]
         times["put"].append(time.perf_counter() - start)
         ids.append(config["configurable"]["checkpoint_id"])
+        yield
     for _ in range(n):
         cid = rng.choice(ids)
         cfg: Any = {
@@ -163,19 +170,21 @@ def run_workload(
         tup = saver.get_tuple(cfg)
         times["get_tuple"].append(time.perf_counter() - start)
         assert tup is not None and tup.checkpoint["id"] == cid
+        yield
     for _ in range(max(n // 10, 5)):
         start = time.perf_counter()
         found = list(saver.list({"configurable": {"thread_id": thread}}, limit=10))
         times["list"].append(time.perf_counter() - start)
         assert len(found) == 10
+        yield
 
 
 OPS = ("put", "get_tuple", "list")
 
 
 def bench_backend(backend: str, n: int, rounds: int) -> list[str]:
-    """Both savers open side by side, run in alternating rounds so that load from elsewhere
-    on the machine hits both alike; medians over all rounds."""
+    """Both savers open side by side, taking turns call by call (who goes first alternates
+    by round), so that load from elsewhere on the machine hits both alike; medians."""
     with contextlib.ExitStack() as stack:
         their_url = stack.enter_context(fresh_database(backend))
         our_url = stack.enter_context(fresh_database(backend))
@@ -184,12 +193,14 @@ def bench_backend(backend: str, n: int, rounds: int) -> list[str]:
         savers = {"theirs": their_saver, "ours": our_saver}
         times: dict[str, dict[str, list[float]]] = {k: {op: [] for op in OPS} for k in savers}
         for saver in savers.values():  # warm up connections and statement caches
-            run_workload(saver, 20, seed=0, times={op: [] for op in OPS})
+            for _ in run_workload(saver, 20, seed=0, times={op: [] for op in OPS}):
+                pass
         per_round = max(n // rounds, 10)
         for r in range(rounds):
             order = ("theirs", "ours") if r % 2 == 0 else ("ours", "theirs")
-            for key in order:
-                run_workload(savers[key], per_round, seed=r, times=times[key])
+            turns = [run_workload(savers[k], per_round, seed=r, times=times[k]) for k in order]
+            for _ in zip(*turns, strict=True):  # one call of each saver in turn
+                pass
     lines = []
     for op in OPS:
         mine = statistics.median(times["ours"][op]) * 1e6
