@@ -135,6 +135,30 @@ def test_a_serializer_with_pickle_fallback_is_refused(db_url: str) -> None:
         PeeweeSaver(db_url, serde=wrapped)
 
 
+def test_an_encrypting_serializer_round_trips(db_url: str) -> None:
+    class XorCipher:  # a stand-in cipher: the saver only sees type names and bytes
+        def encrypt(self, data: bytes) -> tuple[str, bytes]:
+            return "xor", bytes(b ^ 0x5A for b in data)
+
+        def decrypt(self, name: str, data: bytes) -> bytes:
+            assert name == "xor"
+            return bytes(b ^ 0x5A for b in data)
+
+    with PeeweeSaver(db_url, serde=EncryptedSerializer(XorCipher(), JsonPlusSerializer())) as s:
+        thread = str(uuid.uuid4())
+        values = {"messages": [{"role": "user", "content": "secret"}]}
+        stored = s.put(_config(thread), _checkpoint(values, {"messages": 1}), {"step": 1},  # type: ignore[arg-type]
+                       {"messages": 1})
+        s.put_writes(stored, [("messages", "pending secret")], "task-1")  # type: ignore[arg-type]
+        raw = s._db.execute_sql(f"SELECT type, data FROM {BLOBS}").fetchall()
+        assert raw and all(t.endswith("+xor") for t, _ in raw)
+        assert b"secret" not in b"".join(bytes(d) for _, d in raw)
+        tup = s.get_tuple(stored)  # type: ignore[arg-type]
+        assert tup is not None
+        assert tup.checkpoint["channel_values"] == values
+        assert tup.pending_writes == [("task-1", "messages", "pending secret")]
+
+
 def test_stored_pickle_bytes_are_never_unpickled(saver: PeeweeSaver) -> None:
     import pickle
 
