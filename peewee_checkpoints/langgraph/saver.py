@@ -151,7 +151,6 @@ class PeeweeSaver(BaseCheckpointSaver[str]):
         self._provider = PeeweeCheckpointProvider(db_url)
         self._db = self._provider.database
         self._sql = SaverSQL(self._provider._target.backend, self._db.param)
-        self._mysql = self._provider.backend == "mysql"
         self._binary_is_bytes = self._provider.backend != "postgres"
 
     # -- plumbing -------------------------------------------------------------------------
