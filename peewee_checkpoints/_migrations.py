@@ -13,8 +13,9 @@ from pathlib import Path
 from typing import Any
 
 import peewee as pw
-from peewee_migrate import Router
+from peewee_migrate import Migrator, Router
 from peewee_migrate.models import MigrateHistory
+from playhouse.migrate import Operation
 
 from ._database import DatabaseTarget
 from .errors import MigrationError
@@ -48,6 +49,24 @@ def known_migrations() -> tuple[str, ...]:
     """Names of the migrations this version ships, in the order they apply."""
     names = (p.stem for p in migrations_dir().iterdir() if Router.filemask.match(p.name))
     return tuple(sorted(names))
+
+
+class _Migrator(Migrator):  # type: ignore[misc]
+    """peewee-migrate's Migrator, running its queued operations the same way on every version.
+
+    peewee-migrate 1.x (the line for Python 3.10) logs ``Operation.method``, which peewee 4
+    renamed, and 2.x wraps the run in ``migration_context()``, which peewee 3 lacks: either
+    pairing breaks in ``Migrator.__call__``. Our migrations only queue ``migrator.sql()``, and
+    the Router already runs each migration in a transaction.
+    """
+
+    def __call__(self) -> None:
+        ops, self.__ops__ = self.__ops__, []
+        for op in ops:
+            if isinstance(op, Operation):
+                op.run()
+            else:
+                op()
 
 
 class _Router(Router):  # type: ignore[misc]
@@ -89,7 +108,12 @@ class MigrationRunner:
         self._db = target.database
 
     def _router(self) -> _Router:
-        return _Router(self._db, migrate_dir=migrations_dir(), migrate_table=HISTORY_TABLE)
+        return _Router(
+            self._db,
+            migrate_dir=migrations_dir(),
+            migrate_table=HISTORY_TABLE,
+            migrator_class=_Migrator,
+        )
 
     def applied(self) -> list[str] | None:
         """Names recorded in the history table, or None if it does not exist yet. One query."""
