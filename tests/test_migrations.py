@@ -26,6 +26,8 @@ from peewee_checkpoints.model import TABLE_NAME
 
 #: peewee-migrate's default history table: a host application's, never ours.
 HOST_HISTORY_TABLE = "migratehistory"
+#: Every migration this version ships, in order.
+SHIPPED = list(known_migrations())
 #: How many processes race for a fresh database.
 RACERS = 8
 
@@ -81,13 +83,13 @@ def test_a_fresh_database_gets_every_shipped_migration_recorded_in_the_package_h
 ):
     provider = new_provider()
 
-    assert provider.pending_migrations() == ["001_initial"]
-    assert provider.migrate() == ["001_initial"]
+    assert provider.pending_migrations() == SHIPPED
+    assert provider.migrate() == SHIPPED
 
-    assert history(inspect_db) == ["001_initial"]
+    assert history(inspect_db) == SHIPPED
     assert {TABLE_NAME, HISTORY_TABLE} <= tables(inspect_db)
     assert HOST_HISTORY_TABLE not in tables(inspect_db)
-    assert provider.applied_migrations() == ["001_initial"]
+    assert provider.applied_migrations() == SHIPPED
     assert provider.pending_migrations() == []
 
 
@@ -97,7 +99,7 @@ def test_the_first_provider_call_migrates_a_fresh_database_without_an_explicit_m
     provider = new_provider()
     checkpoint_id = provider.store_checkpoint(_checkpoint(k=1))
 
-    assert history(inspect_db) == ["001_initial"]
+    assert history(inspect_db) == SHIPPED
     assert HOST_HISTORY_TABLE not in tables(inspect_db)
     stored = provider.retrieve_checkpoint(checkpoint_id)
     assert stored is not None
@@ -113,7 +115,7 @@ def test_an_already_migrated_database_is_left_as_it_is(new_provider, inspect_db)
     assert again.migrate() == []
     assert again.migrate() == []
 
-    assert history(inspect_db) == ["001_initial"]
+    assert history(inspect_db) == SHIPPED
     assert again.retrieve_checkpoint(checkpoint_id) is not None
 
 
@@ -175,15 +177,16 @@ def test_rolling_back_the_last_migration_drops_its_table_and_history_and_it_can_
     provider.migrate()
     provider.store_checkpoint(_checkpoint(k=1))
 
-    assert provider.rollback_migration() == "001_initial"
+    rolled_back = [provider.rollback_migration() for _ in SHIPPED]
+    assert rolled_back == list(reversed(SHIPPED))
 
     assert TABLE_NAME not in tables(inspect_db)
     assert history(inspect_db) == []
     assert HOST_HISTORY_TABLE not in tables(inspect_db)
-    assert provider.pending_migrations() == ["001_initial"]
+    assert provider.pending_migrations() == SHIPPED
 
-    assert provider.migrate() == ["001_initial"]
-    assert history(inspect_db) == ["001_initial"]
+    assert provider.migrate() == SHIPPED
+    assert history(inspect_db) == SHIPPED
     checkpoint_id = provider.store_checkpoint(_checkpoint(k=2))
     stored = provider.retrieve_checkpoint(checkpoint_id)
     assert stored is not None
@@ -194,11 +197,12 @@ def test_rolling_back_the_last_migration_drops_its_table_and_history_and_it_can_
 def test_after_a_rollback_the_next_provider_call_migrates_again(new_provider, inspect_db):
     provider = new_provider()
     provider.migrate()
-    provider.rollback_migration()
+    for _ in SHIPPED:
+        provider.rollback_migration()
 
     checkpoint_id = provider.store_checkpoint(_checkpoint(k=1))
 
-    assert history(inspect_db) == ["001_initial"]
+    assert history(inspect_db) == SHIPPED
     assert provider.retrieve_checkpoint(checkpoint_id) is not None
 
 
@@ -207,7 +211,8 @@ def test_rolling_back_with_nothing_applied_is_a_migration_error(new_provider, in
     with pytest.raises(MigrationError, match="no applied migration"):
         provider.rollback_migration()
     provider.migrate()
-    provider.rollback_migration()
+    for _ in SHIPPED:
+        provider.rollback_migration()
     with pytest.raises(MigrationError, match="no applied migration"):
         provider.rollback_migration()
     assert TABLE_NAME not in tables(inspect_db)
@@ -248,35 +253,36 @@ def test_a_host_application_peewee_migrate_history_is_not_disturbed(
         # when it first touches .model; build both sides before either runs, in both orders.
         if first == "ours":
             ours = new_provider()
-            assert ours.pending_migrations() == ["001_initial"]
+            assert ours.pending_migrations() == SHIPPED
             theirs = Router(host_db, migrate_dir=host_migrations)
             assert theirs.done == []
         else:
             theirs = Router(host_db, migrate_dir=host_migrations)
             assert theirs.done == []
             ours = new_provider()
-            assert ours.pending_migrations() == ["001_initial"]
+            assert ours.pending_migrations() == SHIPPED
 
         runs = [("ours", ours.migrate), ("theirs", theirs.run)]
         if first == "theirs":
             runs.reverse()
-        for _side, run in runs:
-            assert run() == ["001_initial"]
+        for side, run in runs:
+            assert run() == (SHIPPED if side == "ours" else ["001_initial"])
         for _side, run in runs:
             assert run() == []
 
         assert history(inspect_db, HOST_HISTORY_TABLE) == ["001_initial"]
-        assert history(inspect_db, HISTORY_TABLE) == ["001_initial"]
+        assert history(inspect_db, HISTORY_TABLE) == SHIPPED
         assert {"host_things", TABLE_NAME} <= tables(inspect_db)
         assert theirs.done == ["001_initial"]
-        assert ours.applied_migrations() == ["001_initial"]
+        assert ours.applied_migrations() == SHIPPED
 
         # A fresh provider still sees its own history, not the host's, and works.
         later = new_provider()
         assert later.migrate() == []
         assert later.retrieve_checkpoint(later.store_checkpoint(_checkpoint(k=1))) is not None
-        # Rolling ours back leaves the host's table and history alone.
-        later.rollback_migration()
+        # Rolling all of ours back leaves the host's table and history alone.
+        for _ in SHIPPED:
+            later.rollback_migration()
         assert history(inspect_db, HOST_HISTORY_TABLE) == ["001_initial"]
         assert "host_things" in tables(inspect_db)
         assert TABLE_NAME not in tables(inspect_db)
@@ -296,12 +302,12 @@ def test_a_host_router_with_its_own_schema_does_not_move_our_history_table(
         theirs = Router(host_db, migrate_dir=host_migrations, schema="host_app")
         assert theirs.done == []
         ours = new_provider()
-        assert ours.migrate() == ["001_initial"]
+        assert ours.migrate() == SHIPPED
         assert theirs.run() == ["001_initial"]
     finally:
         host_db.close()
 
-    assert history(inspect_db) == ["001_initial"]
+    assert history(inspect_db) == SHIPPED
     assert history(inspect_db, f"host_app.{HOST_HISTORY_TABLE}") == ["001_initial"]
     assert HISTORY_TABLE not in inspect_db.get_tables(schema="host_app")
 
