@@ -9,7 +9,7 @@ from typing import Any, TypeVar
 import peewee as pw
 
 from ._codec import decode_state, encode_state
-from ._database import DatabaseTarget, open_database
+from ._database import DatabaseTarget, chain, open_database
 from ._ids import new_id
 from ._migrations import MigrationRunner
 from ._statements import EQUALITY_FILTERS, Statement, Statements
@@ -103,17 +103,17 @@ class PeeweeCheckpointProvider(CheckpointProvider):
             StorageError: the database could not be reached.
         """
         with self._ready_lock:
-            done = self._guard("migrate", self._migrations.migrate)
+            done = self._guard("migrate", self._migrations.migrate, retry=True)
             self._ready = True
         return done
 
     def pending_migrations(self) -> list[str]:
         """Names of shipped migrations not yet applied to the database."""
-        return self._guard("check migrations", self._migrations.pending)
+        return self._guard("check migrations", self._migrations.pending, retry=True)
 
     def applied_migrations(self) -> list[str]:
         """Names recorded in the package's migration history table."""
-        return self._guard("check migrations", self._migrations.applied) or []
+        return self._guard("check migrations", self._migrations.applied, retry=True) or []
 
     def rollback_migration(self) -> str:
         """Roll back the newest applied migration (peewee-migrate's rollback); returns its name."""
@@ -126,8 +126,10 @@ class PeeweeCheckpointProvider(CheckpointProvider):
             return
         with self._ready_lock:
             if not self._ready:
-                if not self._guard("check migrations", self._migrations.is_current):
-                    self._guard("migrate", self._migrations.migrate)
+                # Both are safe to repeat on a fresh connection: the check only reads, and
+                # the migration runs under a lock and skips what the history records.
+                if not self._guard("check migrations", self._migrations.is_current, retry=True):
+                    self._guard("migrate", self._migrations.migrate, retry=True)
                 self._ready = True
 
     # -- the provider interface -----------------------------------------------------------
@@ -272,18 +274,21 @@ class PeeweeCheckpointProvider(CheckpointProvider):
         try:
             return run()
         except pw.PeeweeException as exc:
-            if retry and self._discard_if_broken():
-                try:
-                    return run()
-                except pw.PeeweeException as again:
-                    self._discard_if_broken()
-                    raise self._storage_error(action, again) from again
-            self._discard_if_broken()
-            raise self._storage_error(action, exc) from exc
+            failure = exc
+        if retry and self._discard_if_broken():
+            try:
+                return run()
+            except pw.PeeweeException as exc:
+                failure = exc
+        self._discard_if_broken()
+        # Raised here, outside the except blocks, so that the driver's error is chained only
+        # when it is safe to show (chain() checks it for the password).
+        raise self._storage_error(action, failure)
 
     def _storage_error(self, action: str, exc: BaseException) -> StorageError:
         message = f"could not {action} on {self.url}: {type(exc).__name__}: {exc}"
-        return StorageError(self._target.redact(message))
+        redact = self._target.redact
+        return chain(StorageError(redact(message)), exc, redact)
 
     def _discard_if_broken(self) -> bool:
         """Drop this thread's connection if the server closed it; True if one was dropped."""
