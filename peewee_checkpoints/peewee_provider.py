@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import sqlite3
 import threading
 from collections.abc import Callable
 from typing import Any, TypeVar
@@ -146,6 +147,8 @@ class PeeweeCheckpointProvider(CheckpointProvider):
         self._ensure_ready()
         if self._target.backend == "mysql":
             self._check_packet_size(data)
+        elif self._target.backend == "sqlite":
+            self._check_sqlite_length(data)
         params = self._sql.insert.params(
             {
                 "id": checkpoint_id,
@@ -313,6 +316,20 @@ class PeeweeCheckpointProvider(CheckpointProvider):
             except Exception:  # noqa: BLE001 - the connection is dead; forget it regardless
                 state.reset()
         return broken
+
+    def _check_sqlite_length(self, data: bytes) -> None:
+        """Refuse a state longer than this SQLite connection's SQLITE_LIMIT_LENGTH."""
+        conn = self._guard("connect", self._db.connection)
+        getlimit = getattr(conn, "getlimit", None)  # Python 3.11+
+        if getlimit is None:
+            return  # SQLite's own "string or blob too big" still refuses it, unnamed
+        limit = int(getlimit(sqlite3.SQLITE_LIMIT_LENGTH))
+        if len(data) > limit:
+            raise StorageError(
+                f"the encoded state is {len(data)} bytes, more than SQLite's "
+                f"SQLITE_LIMIT_LENGTH ({limit} bytes) allows on {self.url}; nothing was "
+                "written. Store a smaller state"
+            )
 
     def _check_packet_size(self, data: bytes) -> None:
         """Refuse a state MySQL would reject as too large, before sending any of it."""
