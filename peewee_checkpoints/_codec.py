@@ -9,7 +9,6 @@ import orjson
 
 from .errors import InvalidCheckpointError, StorageError
 
-
 # Leads the text the standard library encoded. JSON allows leading whitespace, so it is still
 # plain JSON to any reader; to _loads it says "orjson must not decode this".
 _STDLIB_MARK = b" "

@@ -167,12 +167,14 @@ class _TrackedConnections:
 
 
 _UNSET = object()
+# Class names of the driver errors Peewee maps to its own (peewee.EXCEPTIONS; not in its stubs).
+_DRIVER_ERROR_NAMES = frozenset(vars(pw)["EXCEPTIONS"])
 
 
 def _is_driver_error(exc: BaseException) -> bool:
     """True for the DB-API errors Peewee turns into its own (by class name, as Peewee does)."""
     names = {type(exc).__name__, type(exc).__bases__[0].__name__}
-    return bool(names & set(pw.__exception_wrapper__.exceptions))
+    return bool(names & _DRIVER_ERROR_NAMES)
 
 
 def _set_mysql_read_timeout(conn: Any, seconds: float | None) -> None:
@@ -254,7 +256,7 @@ def open_database(url: str) -> DatabaseTarget:
         options["read_timeout"] = options["connect_timeout"]
     cls = _tracked(pw_db_url.schemes[scheme])
     try:
-        db = cls(**options)
+        db: Any = cls(**options)
     except (TypeError, ValueError) as exc:
         raise ConfigError(redact(f"db_url {safe_url!r} has a bad option: {exc}")) from None
     # Peewee keeps the creation kwargs; set the lock and list on the instance.

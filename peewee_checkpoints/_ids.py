@@ -20,7 +20,7 @@ def new_id() -> str:
     made by one process sort in the order they were made; across processes and machines the
     80 random bits keep them unique.
     """
-    global _last_ms, _last_random
+    global _last_ms, _last_random  # noqa: PLW0603 - process-wide monotonic state, locked
     with _lock:
         ms = time.time_ns() // 1_000_000
         if ms <= _last_ms:

@@ -26,7 +26,9 @@ HISTORY_TABLE = "peewee_checkpoints_migrations"
 #: Seconds a process waits for another one that is migrating the same database.
 LOCK_TIMEOUT = 120
 # pg_advisory_lock takes a bigint; derive a fixed one from the package name.
-_PG_LOCK_KEY = int.from_bytes(hashlib.sha256(b"peewee_checkpoints.migrate").digest()[:8], "big") >> 1
+_PG_LOCK_KEY = (
+    int.from_bytes(hashlib.sha256(b"peewee_checkpoints.migrate").digest()[:8], "big") >> 1
+)
 
 
 def migrations_dir() -> Path:
@@ -44,7 +46,8 @@ def migrations_dir() -> Path:
 @lru_cache(maxsize=1)
 def known_migrations() -> tuple[str, ...]:
     """Names of the migrations this version ships, in the order they apply."""
-    return tuple(sorted(p.stem for p in migrations_dir().iterdir() if Router.filemask.match(p.name)))
+    names = (p.stem for p in migrations_dir().iterdir() if Router.filemask.match(p.name))
+    return tuple(sorted(names))
 
 
 class _Router(Router):  # type: ignore[misc]

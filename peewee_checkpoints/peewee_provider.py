@@ -246,7 +246,8 @@ class PeeweeCheckpointProvider(CheckpointProvider):
         statement = self._sql.delete
 
         def run() -> int:
-            return int(self._db.execute_sql(statement.sql, statement.params({"id": checkpoint_id})).rowcount)
+            params = statement.params({"id": checkpoint_id})
+            return int(self._db.execute_sql(statement.sql, params).rowcount)
 
         return self._guard("delete a checkpoint", run, retry=True) > 0
 
@@ -308,12 +309,12 @@ class PeeweeCheckpointProvider(CheckpointProvider):
             try:
                 conn.total_changes  # noqa: B018 - raises once the connection is closed
                 broken = False
-            except Exception:  # noqa: BLE001 - sqlite3.ProgrammingError
+            except Exception:
                 broken = True
         if broken:
             try:
                 self._db.close()
-            except Exception:  # noqa: BLE001 - the connection is dead; forget it regardless
+            except Exception:
                 state.reset()
         return broken
 
@@ -323,7 +324,7 @@ class PeeweeCheckpointProvider(CheckpointProvider):
         getlimit = getattr(conn, "getlimit", None)  # Python 3.11+
         if getlimit is None:
             return  # SQLite's own "string or blob too big" still refuses it, unnamed
-        limit = int(getlimit(sqlite3.SQLITE_LIMIT_LENGTH))
+        limit = int(getlimit(getattr(sqlite3, "SQLITE_LIMIT_LENGTH", 0)))
         if len(data) > limit:
             raise StorageError(
                 f"the encoded state is {len(data)} bytes, more than SQLite's "

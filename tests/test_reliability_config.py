@@ -108,7 +108,7 @@ def test_a_malformed_or_unsupported_db_url_is_a_config_error_without_the_passwor
 # -- servers --------------------------------------------------------------------------------
 
 
-def _url(base: str, user: str, password: str, database: str | None = None,
+def _url(base: str, user: str, password: str, *, database: str | None = None,
          host: str | None = None, port: int | None = None) -> str:
     parts = urlparse(base)
     netloc = f"{user}:{quote(password, safe='')}@{host or parts.hostname}:{port or parts.port}"

@@ -106,7 +106,7 @@ def test_hostile_names_and_keys_round_trip_or_are_refused_and_filters_match_lite
     @settings(max_examples=150, **SETTINGS)
     @given(name=hostile_text, agent_id=hostile_text, session_id=hostile_text,
            agent_type=hostile_text, probe=hostile_text, bad=surrogate)
-    def check(name: str, agent_id: str, session_id: str, agent_type: str, probe: str,
+    def check(name: str, agent_id: str, session_id: str, agent_type: str, *, probe: str,
               bad: str) -> None:
         name, agent_id = name or "n", agent_id or "a"
         cp = NamedCheckpoint(name=name, agent_id=agent_id, state={"v": name},

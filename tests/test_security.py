@@ -14,7 +14,8 @@ from pathlib import Path
 import pytest
 
 ROOT = Path(__file__).resolve().parent.parent
-SOURCES = sorted([*(ROOT / "peewee_checkpoints").rglob("*.py"), *(ROOT / "migrations").glob("*.py")])
+SOURCES = sorted([*(ROOT / "peewee_checkpoints").rglob("*.py"),
+                  *(ROOT / "migrations").glob("*.py")])
 FORBIDDEN_MODULES = {"pickle", "cPickle", "_pickle", "marshal", "shelve", "dill", "cloudpickle",
                      "jsonpickle", "yaml"}
 FORBIDDEN_CALLS = {"eval", "exec", "compile", "__import__"}
