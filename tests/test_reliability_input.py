@@ -183,3 +183,17 @@ def test_a_state_over_the_sqlite_length_limit_is_refused_naming_the_limit(
     assert provider.list_checkpoints() == []
     provider.store_checkpoint(NamedCheckpoint(name="small", agent_id="a", state={"x": 1}))
     assert len(provider.list_checkpoints()) == 1
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("backend", ["postgres"], indirect=True)
+def test_a_state_over_the_postgres_literal_limit_is_refused_naming_the_limit(
+    provider: PeeweeCheckpointProvider,
+) -> None:
+    """About 270 MB of state (1-2 s and 1.5 GB of memory): refused before it is sent."""
+    state = {"blob": "x" * 2**28}
+    with pytest.raises(StorageError, match=r"2\*\*29 - 1 characters") as info:
+        provider.store_checkpoint(NamedCheckpoint(name="big", agent_id="a", state=state))
+    assert "nothing was written" in str(info.value)
+    del state
+    assert provider.list_checkpoints() == []
