@@ -9,6 +9,10 @@ import orjson
 
 from .errors import InvalidCheckpointError, StorageError
 
+# Leads the text the standard library encoded. JSON allows leading whitespace, so it is still
+# plain JSON to any reader; to _loads it says "orjson must not decode this".
+_STDLIB_MARK = b" "
+
 
 def _dumps(state: dict[str, Any]) -> bytes:
     try:
@@ -17,10 +21,15 @@ def _dumps(state: dict[str, Any]) -> bytes:
         # orjson stops at 254 levels of nesting, at 64-bit ints and at lone surrogates; the
         # standard library handles all three (ASCII escapes keep the bytes valid UTF-8).
         # Anything it cannot encode either is refused by the caller.
-        return json.dumps(state, ensure_ascii=True, allow_nan=False, separators=(",", ":")).encode()
+        text = json.dumps(state, ensure_ascii=True, allow_nan=False, separators=(",", ":"))
+        return _STDLIB_MARK + text.encode()
 
 
 def _loads(data: bytes) -> Any:
+    if data[:1] == _STDLIB_MARK:
+        # orjson would read an integer beyond 64 bits as a float: 2**64 came back as
+        # 1.8446744073709552e19 (equal to it, so the round-trip check passed, but a float).
+        return json.loads(data)
     try:
         return orjson.loads(data)
     except orjson.JSONDecodeError:

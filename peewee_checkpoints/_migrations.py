@@ -17,7 +17,7 @@ from peewee_migrate import Migrator, Router
 from peewee_migrate.models import MigrateHistory
 from playhouse.migrate import Operation
 
-from ._database import DatabaseTarget
+from ._database import DatabaseTarget, chain
 from .errors import MigrationError
 
 log = logging.getLogger("peewee_checkpoints.migrations")
@@ -119,8 +119,15 @@ class MigrationRunner:
         """Names recorded in the history table, or None if it does not exist yet. One query."""
         try:
             cursor = self._db.execute_sql(f"SELECT name FROM {HISTORY_TABLE}")  # noqa: S608
-        except pw.DatabaseError:
-            return None
+        except pw.ProgrammingError:
+            return None  # PostgreSQL and MySQL: no such table
+        except pw.OperationalError as exc:
+            # SQLite says "no such table" this way; on a server an OperationalError is a
+            # connection that failed or dropped, which must not pass for an empty history
+            # (that cost a second connect timeout before the migration attempt failed too).
+            if self._target.backend == "sqlite" and "no such table" in str(exc):
+                return None
+            raise
         return [row[0] for row in cursor.fetchall()]
 
     def pending(self) -> list[str]:
@@ -151,12 +158,13 @@ class MigrationRunner:
         """Apply pending migrations under the lock; returns the names applied by this call."""
         with self._locked():
             self._check_not_newer(self.applied() or [])
+            failure: Exception | None = None
             try:
                 done: list[str] = self._router().run()
-            except pw.PeeweeException as exc:
-                raise MigrationError(
-                    self._target.redact(f"migrating {self._target.safe_url} failed: {exc}")
-                ) from exc
+            except Exception as exc:  # a migration may fail with any exception, not only SQL
+                failure = exc
+            if failure is not None:
+                raise self._error(f"migrating {self._target.safe_url} failed", failure)
         if done:
             log.info("applied migrations %s to %s", ", ".join(done), self._target.safe_url)
         return done
@@ -170,13 +178,19 @@ class MigrationRunner:
             self._check_not_newer(applied)
             router = self._router()
             name: str = router.done[-1]
+            failure: Exception | None = None
             try:
                 router.rollback()
-            except pw.PeeweeException as exc:
-                raise MigrationError(
-                    self._target.redact(f"rolling back {name} failed: {exc}")
-                ) from exc
+            except Exception as exc:
+                failure = exc
+            if failure is not None:
+                raise self._error(f"rolling back {name} failed", failure)
         return name
+
+    def _error(self, what: str, exc: Exception) -> MigrationError:
+        """A MigrationError for ``exc``, raised by the caller outside its except block."""
+        redact = self._target.redact
+        return chain(MigrationError(redact(f"{what}: {type(exc).__name__}: {exc}")), exc, redact)
 
     @contextmanager
     def _locked(self) -> Iterator[None]:
