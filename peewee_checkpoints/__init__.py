@@ -13,12 +13,13 @@ from .errors import (
 from .interface import CheckpointProvider
 from .model import Checkpoint
 from .peewee_provider import PeeweeCheckpointProvider
-from .records import CheckpointListItem, NamedCheckpoint, StoredCheckpoint
+from .records import CheckpointListItem, CheckpointPage, NamedCheckpoint, StoredCheckpoint
 
 __all__ = [
     "Checkpoint",
     "CheckpointError",
     "CheckpointListItem",
+    "CheckpointPage",
     "CheckpointProvider",
     "ConfigError",
     "InvalidCheckpointError",

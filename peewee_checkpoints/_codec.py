@@ -1,11 +1,18 @@
-"""State encoding: JSON bytes, checked to round-trip exactly before anything is written."""
+"""State encoding: JSON bytes, checked to round-trip exactly before anything is written, then
+compressed with zstd when that pays.
+
+Each row records how its state bytes are encoded (the ``state_codec`` column, added by migration
+002), so rows written by older versions, which hold plain JSON, stay readable.
+"""
 
 from __future__ import annotations
 
 import json
+import threading
 from typing import Any
 
 import orjson
+import zstandard
 
 from .errors import InvalidCheckpointError, StorageError
 
@@ -20,11 +27,11 @@ def _dumps(state: dict[str, Any]) -> bytes:
         return json.dumps(state, ensure_ascii=True, allow_nan=False, separators=(",", ":")).encode()
 
 
-def _loads(data: bytes) -> Any:
+def _loads(data: bytes | memoryview) -> Any:
     try:
-        return orjson.loads(data)
+        return orjson.loads(data)  # reads a memoryview in place: no copy of a large state
     except orjson.JSONDecodeError:
-        return json.loads(data)
+        return json.loads(bytes(data))
 
 
 def encode_state(state: object) -> bytes:
@@ -52,10 +59,78 @@ def encode_state(state: object) -> bytes:
     return data
 
 
+#: ``state_codec`` of plain UTF-8 JSON: every row written by 0.1.0, and small states.
+CODEC_JSON = 0
+#: ``state_codec`` of a zstd frame (with its content size) holding UTF-8 JSON.
+CODEC_ZSTD = 1
+#: States shorter than this many bytes of JSON are stored plain: too little to gain.
+COMPRESS_THRESHOLD = 1024
+# Keep the compressed form only when it saves at least this fraction of the JSON's size;
+# otherwise (incompressible data) reading it back would cost a decompression for nothing.
+_MIN_SAVING = 0.1
+# zstd level 3 (its default): measured on 20 KiB chat-like JSON, 84 us and 2.35x, where
+# zlib level 1 takes 202 us for 2.19x and zlib level 6 723 us for 2.43x; zstd also
+# decompresses in half zlib's time (22 us against 39 us).
+_ZSTD_LEVEL = 3
+
+# zstd contexts are not thread-safe and are worth reusing (each holds its work buffers).
+_local = threading.local()
+
+
+def _compressor() -> zstandard.ZstdCompressor:
+    compressor: zstandard.ZstdCompressor | None = getattr(_local, "compressor", None)
+    if compressor is None:
+        compressor = _local.compressor = zstandard.ZstdCompressor(level=_ZSTD_LEVEL)
+    return compressor
+
+
+def _decompressor() -> zstandard.ZstdDecompressor:
+    decompressor: zstandard.ZstdDecompressor | None = getattr(_local, "decompressor", None)
+    if decompressor is None:
+        decompressor = _local.decompressor = zstandard.ZstdDecompressor()
+    return decompressor
+
+
+def compress_json(data: bytes) -> tuple[int, bytes]:
+    """Return ``(state_codec, bytes to store)`` for the JSON ``data``."""
+    if len(data) < COMPRESS_THRESHOLD:
+        return CODEC_JSON, data
+    packed: bytes = _compressor().compress(data)
+    if len(packed) > len(data) * (1 - _MIN_SAVING):
+        return CODEC_JSON, data
+    return CODEC_ZSTD, packed
+
+
+def pack_state(state: object) -> tuple[int, bytes]:
+    """Validate and encode ``state`` for storage: ``(state_codec, bytes)``.
+
+    Raises:
+        InvalidCheckpointError: as :func:`encode_state`.
+    """
+    # The JSON bytes live only inside this call: the caller holds the compressed form alone,
+    # which keeps the peak memory of storing a large state near two copies of its JSON.
+    return compress_json(encode_state(state))
+
+
+def unpack_state(codec: int, data: bytes | memoryview) -> dict[str, Any]:
+    """Decode stored bytes according to their ``state_codec``."""
+    if codec == CODEC_ZSTD:
+        try:
+            data = _decompressor().decompress(data)
+        except zstandard.ZstdError as exc:
+            raise StorageError(f"a stored state could not be decompressed: {exc}") from exc
+    elif codec != CODEC_JSON:
+        raise StorageError(
+            f"a stored state has encoding {codec}, which this version does not know: it was "
+            "written by a newer peewee-checkpoints; upgrade the package to read it"
+        )
+    return decode_state(data)
+
+
 def decode_state(data: bytes | memoryview) -> dict[str, Any]:
     """Decode bytes written by :func:`encode_state`."""
     try:
-        state = _loads(bytes(data))
+        state = _loads(data)
     except (ValueError, RecursionError) as exc:
         raise StorageError(f"a stored state could not be decoded: {exc}") from exc
     if not isinstance(state, dict):

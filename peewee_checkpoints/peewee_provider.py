@@ -3,28 +3,31 @@
 from __future__ import annotations
 
 import threading
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from typing import Any, TypeVar
 
 import peewee as pw
 
-from ._codec import decode_state, encode_state
+from ._codec import pack_state, unpack_state
+from ._cursor import decode_cursor, encode_cursor
 from ._database import DatabaseTarget, open_database
 from ._ids import new_id
 from ._migrations import MigrationRunner
-from ._statements import EQUALITY_FILTERS, Statement, Statements
+from ._statements import FILTERS, KEY_COLUMNS, Statement, Statements
 from ._validation import (
     MAX_CREATED_AT,
     MAX_ID_LENGTH,
     check_bound,
     check_checkpoint,
     check_limit,
+    check_page_limit,
+    check_prune_rules,
     is_storable_key,
 )
 from .errors import InvalidCheckpointError, StorageError
 from .interface import CheckpointProvider
 from .model import Checkpoint, bind_model
-from .records import CheckpointListItem, NamedCheckpoint, StoredCheckpoint
+from .records import CheckpointListItem, CheckpointPage, NamedCheckpoint, StoredCheckpoint
 
 __all__ = ["DEFAULT_DB_URL", "PeeweeCheckpointProvider"]
 
@@ -38,6 +41,13 @@ _T = TypeVar("_T")
 _MYSQL_STATEMENT_OVERHEAD = 16 * 1024
 # Bytes that PyMySQL escapes with a backslash when it inlines a bytes parameter.
 _MYSQL_ESCAPED = (b"\x00", b"\n", b"\r", b"\x1a", b"'", b'"', b"\\")
+# Agents prune reads per query when applying keep_last_per_agent.
+_AGENT_BATCH = 500
+
+
+def _filters(values: dict[str, Any]) -> list[str]:
+    """The filter names present in ``values``, in the order statements are cached under."""
+    return [name for name in FILTERS if name in values]
 
 
 class PeeweeCheckpointProvider(CheckpointProvider):
@@ -54,6 +64,10 @@ class PeeweeCheckpointProvider(CheckpointProvider):
     Raises:
         ConfigError: ``db_url`` is malformed or names an unsupported backend.
     """
+
+    prune_batch: int = 500
+    """Rows prune deletes per statement. Each DELETE commits on its own, so no lock is held for
+    long, and the id list stays under SQLite's oldest limit of 999 bound parameters."""
 
     def __init__(self, db_url: str = DEFAULT_DB_URL) -> None:
         self._target: DatabaseTarget = open_database(db_url)
@@ -135,12 +149,14 @@ class PeeweeCheckpointProvider(CheckpointProvider):
     def store_checkpoint(self, checkpoint: NamedCheckpoint) -> str:
         """Store ``checkpoint``; returns its new id (a 26-character ULID)."""
         check_checkpoint(checkpoint)
-        data = encode_state(checkpoint.state)
+        codec, data = pack_state(checkpoint.state)
         checkpoint_id = new_id()
-        self._insert(checkpoint_id, checkpoint, data)
+        self._insert(checkpoint_id, checkpoint, data, codec)
         return checkpoint_id
 
-    def _insert(self, checkpoint_id: str, checkpoint: NamedCheckpoint, data: bytes) -> None:
+    def _insert(
+        self, checkpoint_id: str, checkpoint: NamedCheckpoint, data: bytes, codec: int
+    ) -> None:
         self._ensure_ready()
         if self._target.backend == "mysql":
             self._check_packet_size(data)
@@ -153,8 +169,10 @@ class PeeweeCheckpointProvider(CheckpointProvider):
                 "session_id": checkpoint.session_id,
                 "agent_type": checkpoint.agent_type,
                 "created_at": checkpoint.created_at,
+                "state_codec": codec,
             }
         )
+        del data  # the parameter list holds the only reference the driver needs
         first_try = True
 
         def run() -> None:
@@ -183,8 +201,8 @@ class PeeweeCheckpointProvider(CheckpointProvider):
         row = self._query_one(self._sql.retrieve, {"id": checkpoint_id})
         if row is None:
             return None
-        values = list(row)
-        values[3] = decode_state(values[3])
+        *values, codec = row
+        values[3] = unpack_state(codec, values[3])
         return StoredCheckpoint(*values)
 
     def list_checkpoints(
@@ -198,6 +216,94 @@ class PeeweeCheckpointProvider(CheckpointProvider):
         limit: int | None = None,
     ) -> list[CheckpointListItem]:
         """List matching checkpoints newest first (ties by id, descending), without states."""
+        check_limit(limit)
+        values = self._filter_values(agent_id, session_id, agent_type, before, after)
+        if values is None or limit == 0:
+            return []
+        if limit is not None:
+            values["limit"] = limit
+        statement = self._sql.list(_filters(values), limited=limit is not None)
+        self._ensure_ready()
+        rows = self._query_all(statement, values)
+        return [CheckpointListItem(*row) for row in rows]
+
+    def page_checkpoints(
+        self,
+        *,
+        agent_id: str | None = None,
+        session_id: str | None = None,
+        agent_type: str | None = None,
+        before: int | None = None,
+        after: int | None = None,
+        limit: int = 50,
+        cursor: str | None = None,
+    ) -> CheckpointPage:
+        """One page of the listing and the cursor of the next (see CheckpointProvider).
+
+        One indexed query that seeks to the cursor: a page costs the same at any depth and
+        any table size, unlike OFFSET, which reads every row it skips.
+        """
+        check_page_limit(limit)
+        position = decode_cursor(cursor) if cursor is not None else None
+        values = self._filter_values(agent_id, session_id, agent_type, before, after)
+        if values is None:
+            return CheckpointPage([], None)
+        self._ensure_ready()
+        return self._page(values, limit, position)
+
+    def iter_checkpoints(
+        self,
+        *,
+        agent_id: str | None = None,
+        session_id: str | None = None,
+        agent_type: str | None = None,
+        before: int | None = None,
+        after: int | None = None,
+    ) -> Iterator[CheckpointListItem]:
+        """Yield every match newest first, reading ``iter_page_size`` rows per query."""
+        # Checked now, not at the first next(): a bad filter fails where it was passed.
+        values = self._filter_values(agent_id, session_id, agent_type, before, after)
+        return self._iterate(values)
+
+    def _iterate(self, values: dict[str, Any] | None) -> Iterator[CheckpointListItem]:
+        if values is None:
+            return
+        self._ensure_ready()
+        position: tuple[int, str] | None = None
+        while True:
+            page = self._page(values, self.iter_page_size, position)
+            yield from page.items
+            if page.next_cursor is None:
+                return
+            last = page.items[-1]
+            position = (last.created_at, last.id)
+
+    def _page(
+        self, values: dict[str, Any], limit: int, position: tuple[int, str] | None
+    ) -> CheckpointPage:
+        values = dict(values)
+        if position is not None:
+            values["cursor"] = True
+            values["cursor_at"], values["cursor_id"] = position
+        # One row more than the page tells whether another page follows.
+        values["limit"] = limit + 1
+        statement = self._sql.list(_filters(values), limited=True)
+        rows = self._query_all(statement, values)
+        items = [CheckpointListItem(*row) for row in rows[:limit]]
+        if len(rows) > limit:
+            last = items[-1]
+            return CheckpointPage(items, encode_cursor(last.created_at, last.id))
+        return CheckpointPage(items, None)
+
+    def _filter_values(
+        self,
+        agent_id: str | None,
+        session_id: str | None,
+        agent_type: str | None,
+        before: int | None,
+        after: int | None,
+    ) -> dict[str, Any] | None:
+        """Validated filter values by name, or None when no stored row can match them."""
         values: dict[str, Any] = {}
         for name, value in (
             ("agent_id", agent_id),
@@ -209,29 +315,100 @@ class PeeweeCheckpointProvider(CheckpointProvider):
             if not isinstance(value, str):
                 raise InvalidCheckpointError(f"{name} filter must be a str or None")
             if not is_storable_key(value):
-                return []  # no stored row can hold this value
+                return None  # no stored row can hold this value
             values[name] = value
         check_bound("before", before)
         check_bound("after", after)
-        check_limit(limit)
         # Bounds outside the column's range would overflow a BIGINT parameter on the servers.
         if before is not None and before <= MAX_CREATED_AT:
             if before <= 0:
-                return []
+                return None
             values["before"] = before
         if after is not None and after >= 0:
             if after >= MAX_CREATED_AT:
-                return []
+                return None
             values["after"] = after
-        if limit == 0:
-            return []
-        if limit is not None:
-            values["limit"] = limit
-        filters = [n for n in (*EQUALITY_FILTERS, "before", "after") if n in values]
-        statement = self._sql.list(filters, limited=limit is not None)
+        return values
+
+    def prune(
+        self,
+        *,
+        before: int | None = None,
+        keep_last_per_agent: int | None = None,
+        dry_run: bool = False,
+    ) -> int:
+        """Delete old checkpoints in batches; returns how many were (or would be) deleted.
+
+        See :meth:`CheckpointProvider.prune`. Rows go in batches of ``prune_batch`` ids, one
+        autocommitted DELETE each, found by walking the listing indexes with a keyset, so
+        neither the lock held nor the memory used grows with the number of rows removed.
+        """
+        check_prune_rules(before, keep_last_per_agent)
         self._ensure_ready()
-        rows = self._query_all(statement, values)
-        return [CheckpointListItem(*row) for row in rows]
+        # Bounds past the column's range: every row is before it; none is before 0.
+        old: dict[str, Any] | None = None
+        if before is not None and before > 0:
+            old = {"before": before} if before <= MAX_CREATED_AT else {}
+        count = 0
+        if keep_last_per_agent is not None:
+            # In a dry run the rows both rules remove are counted once, with the before rule.
+            since = {"since": before} if dry_run and old and before is not None else {}
+            count += self._prune_per_agent(keep_last_per_agent, since, dry_run)
+        if old is not None:
+            count += self._remove(old, None, dry_run)
+        return count
+
+    def _prune_per_agent(self, keep: int, extra: dict[str, Any], dry_run: bool) -> int:
+        count = 0
+        agent = ""  # agent_id is never empty, so every agent sorts after ""
+        while True:
+            rows = self._query_all(self._sql.agents, {"agent": agent, "limit": _AGENT_BATCH})
+            for (agent_id,) in rows:
+                values = {"agent_id": agent_id, **extra}
+                position: tuple[int, str] | None = None
+                if keep > 0:
+                    # The last checkpoint kept; everything after it in listing order goes.
+                    kept = self._query_one(self._sql.agent_rank,
+                                           {"agent_id": agent_id, "one": 1, "offset": keep - 1})
+                    if kept is None:
+                        continue
+                    position = (kept[0], kept[1])
+                count += self._remove(values, position, dry_run)
+            if len(rows) < _AGENT_BATCH:
+                return count
+            agent = rows[-1][0]
+
+    def _remove(
+        self, values: dict[str, Any], position: tuple[int, str] | None, dry_run: bool
+    ) -> int:
+        """Delete (or count) the rows matching ``values`` after ``position`` in listing order."""
+        if dry_run:
+            values = dict(values)
+            if position is not None:
+                values["cursor"] = True
+                values["cursor_at"], values["cursor_id"] = position
+            row = self._query_one(self._sql.count(_filters(values)), values)
+            return int(row[0])
+        removed = 0
+        while True:
+            batch = dict(values, limit=self.prune_batch)
+            if position is not None:
+                batch["cursor"] = True
+                batch["cursor_at"], batch["cursor_id"] = position
+            statement = self._sql.list(_filters(batch), limited=True, columns=KEY_COLUMNS)
+            keys = self._query_all(statement, batch)
+            if not keys:
+                return removed
+            delete = self._sql.delete_ids(len(keys))
+            params = delete.params({f"id{i}": key[1] for i, key in enumerate(keys)})
+
+            def run(statement: Statement = delete, params: list[Any] = params) -> int:
+                return int(self._db.execute_sql(statement.sql, params).rowcount)
+
+            removed += self._guard("prune checkpoints", run, retry=True)
+            if len(keys) < self.prune_batch:
+                return removed
+            position = (keys[-1][0], keys[-1][1])
 
     def delete_checkpoint(self, checkpoint_id: str) -> bool:
         """Delete the checkpoint with this id; True if a row was removed."""

@@ -6,7 +6,7 @@ import time
 from dataclasses import dataclass, field
 from typing import Any
 
-__all__ = ["CheckpointListItem", "NamedCheckpoint", "StoredCheckpoint", "now_ms"]
+__all__ = ["CheckpointListItem", "CheckpointPage", "NamedCheckpoint", "StoredCheckpoint", "now_ms"]
 
 
 def now_ms() -> int:
@@ -79,3 +79,13 @@ class CheckpointListItem:
     """The kind of agent."""
     created_at: int = 0
     """Creation time in epoch milliseconds."""
+
+
+@dataclass(frozen=True)
+class CheckpointPage:
+    """One page of a listing, from :meth:`CheckpointProvider.page_checkpoints`."""
+
+    items: list[CheckpointListItem]
+    """The page's checkpoints, newest first (``created_at`` descending, ties by id descending)."""
+    next_cursor: str | None = None
+    """Pass as ``cursor=`` to get the next page; None on the last page."""
