@@ -34,20 +34,37 @@ def _loads(data: bytes | memoryview) -> Any:
         return json.loads(bytes(data))
 
 
+#: States whose JSON is longer than this are checked piece by piece (see _round_trips).
+CHECK_WHOLE_BELOW = 1024 * 1024
+# Target size of one piece of that check, in bytes of JSON.
+_PIECE = 256 * 1024
+
+
 def encode_state(state: object) -> bytes:
     """Encode ``state`` as UTF-8 JSON, or raise :class:`InvalidCheckpointError`.
 
     The encoded bytes are decoded again and compared with ``state``: that one check refuses
     everything JSON would silently change (NaN, tuples, non-str keys, datetimes, UUIDs, ...),
     and it is what makes ``retrieve_checkpoint(...) == stored`` a guarantee, not a hope.
+    A large state is checked in pieces, so the check never holds a second decoded copy of
+    the whole state (for chat-like text that copy is 2.8x the JSON's size).
     """
     if type(state) is not dict:
         raise InvalidCheckpointError(
             f"state must be a dict (a JSON object), not {type(state).__name__}"
         )
     try:
-        data = _dumps(state)
-        same = _loads(data) == state
+        try:
+            data = orjson.dumps(state)
+        except (TypeError, orjson.JSONEncodeError):
+            # orjson stops at 254 levels of nesting, at 64-bit ints and at lone surrogates;
+            # the standard library handles all three (ASCII escapes keep the bytes valid
+            # UTF-8). Anything it cannot encode either is refused below.
+            data = _dumps(state)
+            same = _loads(data) == state
+        else:
+            same = _round_trips(state) if len(data) > CHECK_WHOLE_BELOW else (
+                orjson.loads(data) == state)
     except (TypeError, ValueError, RecursionError) as exc:
         raise InvalidCheckpointError(f"state is not JSON-serializable: {exc}") from exc
     if not same:
@@ -57,6 +74,43 @@ def encode_state(state: object) -> bytes:
             "convert it to plain dict/list/str/int/float/bool/None first"
         )
     return data
+
+
+def _round_trips(value: Any) -> bool:
+    """``orjson.loads(orjson.dumps(value)) == value``, decoding about _PIECE bytes at a time.
+
+    Only called once orjson has encoded the whole value: JSON is compositional, so the whole
+    round-trips exactly when every piece does. Dict keys are then ``str`` (orjson refuses
+    other keys), which JSON keeps exactly, so a dict is checked through its values.
+    """
+    if type(value) is dict:
+        if any(type(key) is not str for key in value):
+            return bool(orjson.loads(orjson.dumps(value)) == value)  # a str subclass as key
+        return _sequence_round_trips(list(value.values()))
+    if type(value) is list:
+        return _sequence_round_trips(value)
+    return bool(orjson.loads(orjson.dumps(value)) == value)
+
+
+def _sequence_round_trips(items: list[Any]) -> bool:
+    start, step = 0, 16
+    while start < len(items):
+        chunk = items[start : start + step]
+        data = orjson.dumps(chunk)
+        if len(data) > 4 * _PIECE:
+            if step > 1:
+                step //= 2  # too much at once: retry with fewer items
+                continue
+            del data
+            same = _round_trips(chunk[0])  # one large item: look inside it
+        else:
+            same = orjson.loads(data) == chunk
+            if len(data) < _PIECE:
+                step *= 2
+        if not same:
+            return False
+        start += len(chunk)
+    return True
 
 
 #: ``state_codec`` of plain UTF-8 JSON: every row written by 0.1.0, and small states.

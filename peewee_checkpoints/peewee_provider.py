@@ -27,7 +27,13 @@ from ._validation import (
 from .errors import InvalidCheckpointError, StorageError
 from .interface import CheckpointProvider
 from .model import Checkpoint, bind_model
-from .records import CheckpointListItem, CheckpointPage, NamedCheckpoint, StoredCheckpoint
+from .records import (
+    CheckpointListItem,
+    CheckpointPage,
+    NamedCheckpoint,
+    StoredCheckpoint,
+    list_items,
+)
 
 __all__ = ["DEFAULT_DB_URL", "PeeweeCheckpointProvider"]
 
@@ -225,7 +231,7 @@ class PeeweeCheckpointProvider(CheckpointProvider):
         statement = self._sql.list(_filters(values), limited=limit is not None)
         self._ensure_ready()
         rows = self._query_all(statement, values)
-        return [CheckpointListItem(*row) for row in rows]
+        return list_items(rows)
 
     def page_checkpoints(
         self,
@@ -289,7 +295,7 @@ class PeeweeCheckpointProvider(CheckpointProvider):
         values["limit"] = limit + 1
         statement = self._sql.list(_filters(values), limited=True)
         rows = self._query_all(statement, values)
-        items = [CheckpointListItem(*row) for row in rows[:limit]]
+        items = list_items(rows[:limit])
         if len(rows) > limit:
             last = items[-1]
             return CheckpointPage(items, encode_cursor(last.created_at, last.id))

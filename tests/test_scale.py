@@ -13,13 +13,16 @@ import pytest
 
 from peewee_checkpoints import (
     CheckpointProvider,
+    InvalidCheckpointError,
     NamedCheckpoint,
     PeeweeCheckpointProvider,
     StorageError,
 )
+from peewee_checkpoints import _codec
 from peewee_checkpoints._codec import CODEC_JSON, CODEC_ZSTD, COMPRESS_THRESHOLD, compress_json
 from peewee_checkpoints._migrations import HISTORY_TABLE, _Router, migrations_dir
 from peewee_checkpoints.testing import CheckpointProviderContract
+from peewee_checkpoints.testing.contract import INVALID_STATES, TRICKY_STATES
 
 TABLE = "peewee_checkpoints"
 
@@ -60,6 +63,34 @@ def test_bytes_that_do_not_compress_are_kept_as_they_are() -> None:
     assert compress_json(data) == (CODEC_JSON, data)
     assert compress_json(b"x" * (COMPRESS_THRESHOLD - 1))[0] == CODEC_JSON
     assert compress_json(b"x" * COMPRESS_THRESHOLD)[0] == CODEC_ZSTD
+
+
+@pytest.fixture
+def check_in_pieces(monkeypatch: pytest.MonkeyPatch) -> None:
+    """Make every state take the piecewise round-trip check, with pieces of a few bytes."""
+    monkeypatch.setattr(_codec, "CHECK_WHOLE_BELOW", 0)
+    monkeypatch.setattr(_codec, "_PIECE", 8)
+
+
+@pytest.mark.parametrize("label", list(TRICKY_STATES))
+def test_the_piecewise_check_accepts_what_the_whole_check_accepts(
+    check_in_pieces: None, label: str
+) -> None:
+    state = TRICKY_STATES[label]
+    codec, data = _codec.pack_state(state)
+    assert _codec.unpack_state(codec, data) == state
+
+
+@pytest.mark.parametrize("label", [k for k in INVALID_STATES if "instead" not in k])
+def test_the_piecewise_check_refuses_what_the_whole_check_refuses(
+    check_in_pieces: None, label: str
+) -> None:
+    nested = {"messages": [{"i": i} for i in range(50)] + [{"bad": INVALID_STATES[label]}],
+              "tail": "x"}
+    with pytest.raises(InvalidCheckpointError):
+        _codec.pack_state(nested)
+    with pytest.raises(InvalidCheckpointError):
+        _codec.pack_state({"big": "y" * 100, "deep": {"k": [1, 2, INVALID_STATES[label]]}})
 
 
 def test_a_row_written_before_migration_002_reads_back(db_url: str) -> None:
@@ -119,6 +150,7 @@ def test_prune_deletes_across_many_batches(provider: PeeweeCheckpointProvider) -
     assert len(provider.list_checkpoints()) == 4
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("backend", ["mysql"])
 def test_a_20_mib_compressible_state_fits_mysql_max_allowed_packet(
     provider: PeeweeCheckpointProvider,
@@ -131,6 +163,7 @@ def test_a_20_mib_compressible_state_fits_mysql_max_allowed_packet(
     assert got is not None and got.state == state
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("backend", ["mysql"])
 def test_an_incompressible_state_past_max_allowed_packet_is_refused(
     provider: PeeweeCheckpointProvider,
