@@ -38,6 +38,9 @@ def _loads(data: bytes | memoryview) -> Any:
 CHECK_WHOLE_BELOW = 1024 * 1024
 # Target size of one piece of that check, in bytes of JSON.
 _PIECE = 256 * 1024
+# Containers with more items than this are checked through their items without being
+# encoded whole first.
+_DESCEND_LEN = 64
 
 
 def encode_state(state: object) -> bytes:
@@ -95,11 +98,23 @@ def _round_trips(value: Any) -> bool:
 def _sequence_round_trips(items: list[Any]) -> bool:
     start, step = 0, 16
     while start < len(items):
-        chunk = items[start : start + step]
+        item = items[start]
+        if type(item) in (dict, list) and len(item) > _DESCEND_LEN:
+            # A large container (a message list): look inside it rather than encode it whole,
+            # which would hold a second copy of most of the state.
+            if not _round_trips(item):
+                return False
+            start += 1
+            continue
+        chunk = []
+        for item in items[start : start + step]:
+            if type(item) in (dict, list) and len(item) > _DESCEND_LEN:
+                break
+            chunk.append(item)
         data = orjson.dumps(chunk)
         if len(data) > 4 * _PIECE:
-            if step > 1:
-                step //= 2  # too much at once: retry with fewer items
+            if len(chunk) > 1:
+                step = max(1, len(chunk) // 2)  # too much at once: retry with fewer items
                 continue
             del data
             same = _round_trips(chunk[0])  # one large item: look inside it
