@@ -32,14 +32,19 @@ from typing import Any
 from urllib.parse import urlparse, urlunparse
 
 import orjson
+import peewee
+import psycopg2
+import pymysql
+import zstandard
+from psycopg2.extras import execute_values
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from chatdata import chat_state  # noqa: E402
+from chatdata import chat_state
 
-from peewee_checkpoints import NamedCheckpoint, PeeweeCheckpointProvider  # noqa: E402
-from peewee_checkpoints._codec import pack_state, unpack_state  # noqa: E402
-from peewee_checkpoints._cursor import encode_cursor  # noqa: E402
-from peewee_checkpoints._ids import new_id  # noqa: E402
+from peewee_checkpoints import NamedCheckpoint, PeeweeCheckpointProvider
+from peewee_checkpoints._codec import compress_json, pack_state, unpack_state
+from peewee_checkpoints._cursor import encode_cursor
+from peewee_checkpoints._ids import new_id
 
 TABLE = "peewee_checkpoints"
 ENV = {"postgres": "PEEWEE_CHECKPOINTS_TEST_POSTGRES_URL",
@@ -55,15 +60,11 @@ RESULTS: list[dict[str, Any]] = []
 def _admin(backend: str, url: str, sql: str) -> None:
     parts = urlparse(url)
     if backend == "postgres":
-        import psycopg2
-
         conn = psycopg2.connect(host=parts.hostname, port=parts.port or 5432,
                                 user=parts.username, password=parts.password or None,
                                 dbname=parts.path.lstrip("/") or "postgres")
         conn.autocommit = True
     else:
-        import pymysql
-
         conn = pymysql.connect(host=parts.hostname, port=parts.port or 3306,
                                user=parts.username or "root", password=parts.password or "",
                                autocommit=True)
@@ -99,15 +100,11 @@ def raw_connect(backend: str, url: str) -> Any:
         conn.execute("PRAGMA synchronous=full")
         return conn
     if backend == "postgres":
-        import psycopg2
-
         conn = psycopg2.connect(host=parts.hostname, port=parts.port or 5432,
                                 user=parts.username, password=parts.password or None,
                                 dbname=parts.path.lstrip("/"))
         conn.autocommit = True
         return conn
-    import pymysql
-
     return pymysql.connect(host=parts.hostname, port=parts.port or 3306,
                            user=parts.username or "root", password=parts.password or "",
                            database=parts.path.lstrip("/"), autocommit=True, charset="utf8mb4")
@@ -167,8 +164,6 @@ class Raw:
 
 def pack_state_raw(state: dict[str, Any]) -> tuple[int, bytes]:
     """orjson and the same compression, without the package's round-trip check."""
-    from peewee_checkpoints._codec import compress_json
-
     return compress_json(orjson.dumps(state))
 
 
@@ -189,8 +184,6 @@ def bulk_load(backend: str, raw: Raw, rows: int, pool: list[tuple[int, bytes]],
             batch.append((new_id(), f"checkpoint {i}", f"agent-{i % agents}", f"s{i // 50}",
                           "chat", start_at + i // 3, data, codec))
         if backend == "postgres":
-            from psycopg2.extras import execute_values
-
             cur.execute("BEGIN")
             execute_values(cur, raw.insert_sql.split("VALUES")[0] + "VALUES %s", batch,
                            page_size=500)
@@ -401,7 +394,7 @@ def child_huge(backend: str, url: str, mode: str) -> None:
         provider.list_checkpoints(limit=1)  # connect and check migrations outside the timing
         store = lambda: provider.store_checkpoint(  # noqa: E731
             NamedCheckpoint(name="huge", agent_id="a", state=state))
-        retrieve: Callable[[str], Any] = lambda cid: provider.retrieve_checkpoint(cid)  # noqa: E731
+        retrieve: Callable[[str], Any] = provider.retrieve_checkpoint
     else:
         raw = Raw(backend, url)
         store = lambda: raw.store(state, 1)  # noqa: E731
@@ -442,9 +435,6 @@ def machine() -> dict[str, str]:
             cpu = line.split(":", 1)[1].strip()
             break
     mem = Path("/proc/meminfo").read_text().splitlines()[0].split()[1]
-    import peewee
-    import zstandard
-
     return {"cpu": cpu, "cores": str(os.cpu_count()), "memory_gib": f"{int(mem) / 2**20:.1f}",
             "os": platform.platform(), "python": platform.python_version(),
             "sqlite": sqlite3.sqlite_version, "peewee": peewee.__version__,
