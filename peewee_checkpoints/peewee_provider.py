@@ -7,6 +7,7 @@ from collections.abc import Callable, Iterator
 from typing import Any, TypeVar
 
 import peewee as pw
+from playhouse.pool import MaxConnectionsExceeded, PooledDatabase
 
 from ._codec import pack_state, unpack_state
 from ._cursor import decode_cursor, encode_cursor
@@ -84,6 +85,7 @@ class PeeweeCheckpointProvider(CheckpointProvider):
         self._ready = False
         self._ready_lock = threading.Lock()
         self._max_packet: int | None = None
+        self._pooled = isinstance(self._db, PooledDatabase)
 
     # -- introspection --------------------------------------------------------------------
 
@@ -454,15 +456,29 @@ class PeeweeCheckpointProvider(CheckpointProvider):
         """
         try:
             return run()
-        except pw.PeeweeException as exc:
+        except (pw.PeeweeException, MaxConnectionsExceeded) as exc:
             if retry and self._discard_if_broken():
                 try:
                     return run()
-                except pw.PeeweeException as again:
+                except (pw.PeeweeException, MaxConnectionsExceeded) as again:
                     self._discard_if_broken()
                     raise self._storage_error(action, again) from again
             self._discard_if_broken()
             raise self._storage_error(action, exc) from exc
+        finally:
+            if self._pooled:
+                self._release()
+
+    def _release(self) -> None:
+        """Give a pooled connection back after each operation.
+
+        Threads that end (a thread per request) would otherwise keep theirs until the pool
+        ran out; checking one out and in costs no round trip.
+        """
+        try:
+            self._db.close()
+        except Exception:  # noqa: BLE001 - a connection that fails to close is gone either way
+            self._db._state.reset()
 
     def _storage_error(self, action: str, exc: BaseException) -> StorageError:
         message = f"could not {action} on {self.url}: {type(exc).__name__}: {exc}"

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import base64
 import os
+import threading
 from collections.abc import Iterator
 from typing import Any
 
@@ -17,8 +18,8 @@ from peewee_checkpoints import (
     NamedCheckpoint,
     PeeweeCheckpointProvider,
     StorageError,
+    _codec,
 )
-from peewee_checkpoints import _codec
 from peewee_checkpoints._codec import CODEC_JSON, CODEC_ZSTD, COMPRESS_THRESHOLD, compress_json
 from peewee_checkpoints._migrations import HISTORY_TABLE, _Router, migrations_dir
 from peewee_checkpoints.testing import CheckpointProviderContract
@@ -190,3 +191,25 @@ class TestGenericPagingContract(CheckpointProviderContract):
     def provider(self, db_url: str) -> Iterator[PeeweeCheckpointProvider]:
         with _GenericPaging(db_url) as p:
             yield p
+
+
+@pytest.mark.parametrize("backend", ["postgres", "mysql"])
+def test_a_pool_serves_a_thread_per_request_without_running_out(db_url: str) -> None:
+    url = db_url.replace("://", "+pool://", 1) + "?max_connections=2"
+    errors: list[BaseException] = []
+
+    def request(n: int) -> None:
+        try:
+            cid = provider.store_checkpoint(NamedCheckpoint(name=f"r{n}", agent_id="a",
+                                                            state={"n": n}))
+            assert provider.retrieve_checkpoint(cid) is not None
+        except BaseException as exc:
+            errors.append(exc)
+
+    with PeeweeCheckpointProvider(url) as provider:
+        for n in range(12):  # one short-lived thread per request, more than the pool holds
+            thread = threading.Thread(target=request, args=(n,))
+            thread.start()
+            thread.join()
+        assert errors == []
+        assert len(provider.list_checkpoints()) == 12
