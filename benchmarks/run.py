@@ -232,9 +232,9 @@ def paired(fn_pkg: Callable[[], Any], fn_raw: Callable[[], Any], repeat: int
 
 
 def report(backend: str, rows: int | str, what: str, pkg: float, raw: float | None,
-           unit: str = "us", note: str = "") -> None:
-    ratio = f"{pkg / raw:5.2f}x raw" if raw else ""
-    raw_s = f"raw {raw:10.1f} {unit}" if raw is not None else ""
+           unit: str = "us", note: str = "", base: str = "raw") -> None:
+    ratio = f"{pkg / raw:5.2f}x {base}" if raw else ""
+    raw_s = f"{base} {raw:10.1f} {unit}" if raw is not None else ""
     print(f"  {backend:8} {rows!s:>9} {what:38} {pkg:10.1f} {unit}  {raw_s:22} {ratio} {note}",
           flush=True)
     RESULTS.append({"backend": backend, "rows": rows, "what": what, "package": pkg,
@@ -275,7 +275,7 @@ def bench_table(backend: str, rows: int, repeat: int, states: list[dict[str, Any
             per_row = size / rows
             mean_json = statistics.mean(json_sizes)
             report(backend, rows, "bytes on disk per 20 KiB checkpoint", per_row, mean_json,
-                   "B", "(ratio: to its JSON size)")
+                   "B", base="JSON")
         rng = random.Random(7)
         clock = [1_900_000_000_000]
 
@@ -366,8 +366,8 @@ def bench_huge_state(backend: str) -> None:
     report(backend, "20 MiB", "peak memory retrieving (MiB)", pkg["retrieve_peak"] / MIB,
            raw["retrieve_peak"] / MIB, "MiB",
            f"= {pkg['retrieve_peak'] / MIB / size:.2f}x the JSON")
-    report(backend, "20 MiB", "stored bytes / JSON bytes (20 MiB)", pkg["stored_bytes"] / MIB,
-           pkg["json_bytes"] / MIB, "MiB")
+    report(backend, "20 MiB", "stored bytes of a 20 MiB state", pkg["stored_bytes"] / MIB,
+           pkg["json_bytes"] / MIB, "MiB", base="JSON")
 
 
 def _rss() -> tuple[int, int]:
@@ -474,7 +474,7 @@ def main(argv: list[str] | None = None) -> int:
             big = bench_table(backend, 1_000_000, args.repeat, states, pool, json_sizes)
             for key in ("page_first", "page_deep", "store", "retrieve"):
                 report(backend, "1M/10k", f"{key}: 1,000,000 rows vs 10,000", big[key],
-                       small[key], "us")
+                       small[key], "us", base="10k")
         bench_big_list(backend, 1000 if args.full else 200, max(20, args.repeat // 5))
         bench_huge_state(backend)
     if args.json:
