@@ -221,14 +221,20 @@ def median_us(fn: Callable[[], Any], repeat: int) -> float:
 
 def paired(fn_pkg: Callable[[], Any], fn_raw: Callable[[], Any], repeat: int
            ) -> tuple[float, float]:
-    """Medians of both, interleaved in rounds so that noise hits both alike."""
+    """Medians of both, the calls alternating one by one so that load from other processes
+    (fsync latency above all) hits both alike."""
     pkg: list[float] = []
     raw: list[float] = []
-    rounds = 5
-    for _ in range(rounds):
-        pkg.append(median_us(fn_pkg, max(1, repeat // rounds)))
-        raw.append(median_us(fn_raw, max(1, repeat // rounds)))
-    return statistics.median(pkg), statistics.median(raw)
+    fn_pkg()
+    fn_raw()
+    for _ in range(repeat):
+        t = time.perf_counter()
+        fn_pkg()
+        pkg.append(time.perf_counter() - t)
+        t = time.perf_counter()
+        fn_raw()
+        raw.append(time.perf_counter() - t)
+    return statistics.median(pkg) * 1e6, statistics.median(raw) * 1e6
 
 
 def report(backend: str, rows: int | str, what: str, pkg: float, raw: float | None,
