@@ -358,7 +358,8 @@ class PeeweeCheckpointProvider(CheckpointProvider):
         if before is not None and before > 0:
             old = {"before": before} if before <= MAX_CREATED_AT else {}
         count = 0
-        if keep_last_per_agent is not None:
+        # A before past every created_at removes everything: the keep rule adds nothing.
+        if keep_last_per_agent is not None and old != {}:
             # In a dry run the rows both rules remove are counted once, with the before rule.
             since = {"since": before} if dry_run and old and before is not None else {}
             count += self._prune_per_agent(keep_last_per_agent, since, dry_run)
@@ -478,7 +479,7 @@ class PeeweeCheckpointProvider(CheckpointProvider):
         try:
             self._db.close()
         except Exception:  # noqa: BLE001 - a connection that fails to close is gone either way
-            self._db._state.reset()
+            self._db._state.reset()  # type: ignore[attr-defined]
 
     def _storage_error(self, action: str, exc: BaseException) -> StorageError:
         message = f"could not {action} on {self.url}: {type(exc).__name__}: {exc}"

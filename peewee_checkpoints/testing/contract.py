@@ -455,6 +455,7 @@ class CheckpointProviderContract:
         for agent, times in (("a", [10, 20, 30, 40]), ("b", [10, 50]), ("c", [60])):
             for t in times:
                 provider.store_checkpoint(_cp(agent_id=agent, created_at=t))
+        assert provider.prune(before=2**70, keep_last_per_agent=1, dry_run=True) == 7
         # keep 2 per agent removes a@10, a@20; before=25 removes a@10, a@20, b@10.
         assert provider.prune(before=25, keep_last_per_agent=2, dry_run=True) == 3
         assert provider.prune(before=25, keep_last_per_agent=2) == 3
