@@ -478,7 +478,7 @@ class PeeweeCheckpointProvider(CheckpointProvider):
         """
         try:
             self._db.close()
-        except Exception:  # noqa: BLE001 - a connection that fails to close is gone either way
+        except Exception:  # a connection that fails to close is gone either way: forget it
             self._db._state.reset()  # type: ignore[attr-defined]
 
     def _storage_error(self, action: str, exc: BaseException) -> StorageError:
