@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import sqlite3
 import threading
+import time
 from collections.abc import Callable, Iterator
 from typing import Any, TypeVar
 
@@ -12,7 +13,7 @@ from playhouse.pool import MaxConnectionsExceeded, PooledDatabase
 
 from ._codec import pack_state, unpack_state
 from ._cursor import decode_cursor, encode_cursor
-from ._database import DatabaseTarget, chain, open_database
+from ._database import SQLITE_BUSY_TIMEOUT, DatabaseTarget, chain, open_database
 from ._ids import new_id
 from ._migrations import MigrationRunner
 from ._statements import FILTERS, KEY_COLUMNS, Statement, Statements
@@ -209,19 +210,22 @@ class PeeweeCheckpointProvider(CheckpointProvider):
             }
         )
         del data  # the parameter list holds the only reference the driver needs
-        attempts = 0
+        maybe_written = False
 
         def run() -> bool:
-            nonlocal attempts
-            attempts += 1
+            nonlocal maybe_written
             try:
                 self._db.execute_sql(self._sql.insert.sql, params)
             except pw.IntegrityError:
                 if not self._exists(checkpoint_id):
                     raise
-                # On a retry after a dropped connection, the row is the first attempt's:
-                # it committed before the connection went.
-                return attempts > 1
+                # After a dropped connection, the row is the earlier attempt's: it committed
+                # before the connection went. Otherwise the id was already taken.
+                return maybe_written
+            except pw.PeeweeException as exc:
+                if not self._is_sqlite_busy(exc):
+                    maybe_written = True  # a connection lost mid-statement may have committed
+                raise
             return True
 
         return self._guard("store a checkpoint", run, retry=True)
@@ -451,15 +455,29 @@ class PeeweeCheckpointProvider(CheckpointProvider):
         on a fresh connection (reads, and writes that are idempotent by id).
         """
         try:
-            try:
-                return run()
-            except (pw.PeeweeException, MaxConnectionsExceeded) as exc:
-                failure: BaseException = exc
-            if retry and self._discard_if_broken():
+            reconnects = 1 if retry else 0
+            busy_deadline: float | None = None
+            pause = 0.005
+            while True:
                 try:
                     return run()
                 except (pw.PeeweeException, MaxConnectionsExceeded) as exc:
-                    failure = exc
+                    failure: BaseException = exc
+                if self._is_sqlite_busy(failure):
+                    # SQLite's busy timeout does not cover every lock (a connection opening
+                    # while another switches the file to WAL or recovers it gets SQLITE_BUSY
+                    # at once); nothing was written, so wait a little and run it again.
+                    now = time.monotonic()
+                    busy_deadline = busy_deadline or now + SQLITE_BUSY_TIMEOUT
+                    if now < busy_deadline:
+                        self._discard_if_broken()
+                        time.sleep(pause)
+                        pause = min(pause * 2, 0.2)
+                        continue
+                if reconnects and self._discard_if_broken():
+                    reconnects -= 1
+                    continue
+                break
             self._discard_if_broken()
             # Raised here, outside the except blocks, so that the driver's error is chained
             # only when it is safe to show (chain() checks it for the password).
@@ -467,6 +485,9 @@ class PeeweeCheckpointProvider(CheckpointProvider):
         finally:
             if self._pooled:
                 self._release()
+
+    def _is_sqlite_busy(self, exc: BaseException) -> bool:
+        return self._target.backend == "sqlite" and "database is locked" in str(exc)
 
     def _release(self) -> None:
         """Give a pooled connection back after each operation.
