@@ -24,7 +24,8 @@ def main(db_url: str = "sqlite:///checkpoints.db") -> None:
         for item in provider.list_checkpoints(agent_id="writer-1", limit=5):
             print(f"{item.id}  {item.name:<16} session={item.session_id} at={item.created_at}")
         restored = provider.retrieve_checkpoint(checkpoint_id)
-        assert restored is not None and restored.state == state
+        if restored is None or restored.state != state:
+            raise SystemExit("the restored state differs from the stored one")
         print(f"restored {restored.name}: {len(restored.state['messages'])} messages")
 
 

@@ -51,7 +51,7 @@ def known_migrations() -> tuple[str, ...]:
     return tuple(sorted(names))
 
 
-class _Migrator(Migrator):  # type: ignore[misc]
+class _Migrator(Migrator):  # type: ignore[misc,unused-ignore]
     """peewee-migrate's Migrator, running its queued operations the same way on every version.
 
     peewee-migrate 1.x (the line for Python 3.10) logs ``Operation.method``, which peewee 4
@@ -69,7 +69,7 @@ class _Migrator(Migrator):  # type: ignore[misc]
                 op()
 
 
-class _Router(Router):  # type: ignore[misc]
+class _Router(Router):  # type: ignore[misc,unused-ignore]
     """peewee-migrate's Router with two process-wide side effects taken out."""
 
     @cached_property
@@ -79,7 +79,7 @@ class _Router(Router):  # type: ignore[misc]
         # subclass keeps the history table ours alone.
         database = self.database
 
-        class History(MigrateHistory):  # type: ignore[misc]
+        class History(MigrateHistory):  # type: ignore[misc,unused-ignore]
             migrated_at = pw.DateTimeField(default=lambda: dt.datetime.now(dt.timezone.utc))
 
             class Meta:
@@ -180,7 +180,7 @@ class MigrationRunner:
             name: str = router.done[-1]
             failure: Exception | None = None
             try:
-                router.rollback()
+                router.rollback()  # type: ignore[no-untyped-call,unused-ignore]
             except Exception as exc:
                 failure = exc
             if failure is not None:

@@ -86,7 +86,9 @@ class PeeweeCheckpointProvider(CheckpointProvider):
 
     def __init__(self, db_url: str = DEFAULT_DB_URL) -> None:
         self._target: DatabaseTarget = open_database(db_url)
-        self._db = self._target.database
+        # The class db_url picked, with _database._TrackedConnections mixed in (close_all);
+        # Any, because the provider also reaches Peewee's per-thread state (_state).
+        self._db: Any = self._target.database
         self._model = bind_model(self._db)
         self._sql = Statements(self._db, self._model)
         self._migrations = MigrationRunner(self._target)
@@ -110,7 +112,7 @@ class PeeweeCheckpointProvider(CheckpointProvider):
     @property
     def database(self) -> pw.Database:
         """The Peewee database this provider uses."""
-        return self._db
+        return self._target.database
 
     @property
     def model(self) -> type[Checkpoint]:
@@ -498,7 +500,7 @@ class PeeweeCheckpointProvider(CheckpointProvider):
         try:
             self._db.close()
         except Exception:  # a connection that fails to close is gone either way: forget it
-            self._db._state.reset()  # type: ignore[attr-defined]
+            self._db._state.reset()
 
     def _storage_error(self, action: str, exc: BaseException) -> StorageError:
         message = f"could not {action} on {self.url}: {type(exc).__name__}: {exc}"

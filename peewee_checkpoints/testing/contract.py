@@ -243,21 +243,21 @@ class CheckpointProviderContract:
         ids = {provider.store_checkpoint(_cp(agent_id=a, session_id=s, agent_type=t,
                                              created_at=100 + n)): (a, s, t)
                for n, (a, s, t) in enumerate(rows)}
-        for kwargs in ({"agent_id": "a1"}, {"session_id": "s1"}, {"agent_type": "t1"},
-                       {"agent_id": "a1", "session_id": "s1"},
-                       {"agent_id": "a2", "agent_type": "t1"},
-                       {"agent_id": "a1", "session_id": "s1", "agent_type": "t2"},
-                       {"agent_id": "nobody"}):
-            expected = sorted(
-                (cid for cid, (a, s, t) in ids.items()
-                 if kwargs.get("agent_id", a) == a and kwargs.get("session_id", s) == s
-                 and kwargs.get("agent_type", t) == t),
-                key=lambda cid: ids and cid, reverse=True,
-            )
-            got = [i.id for i in provider.list_checkpoints(**kwargs)]
-            assert sorted(got, reverse=True) == expected, kwargs
-            assert got == sorted(got, key=lambda cid: next(
-                x.created_at for x in provider.list_checkpoints() if x.id == cid), reverse=True)
+        filter_sets: list[dict[str, str]] = [
+            {"agent_id": "a1"}, {"session_id": "s1"}, {"agent_type": "t1"},
+            {"agent_id": "a1", "session_id": "s1"}, {"agent_id": "a2", "agent_type": "t1"},
+            {"agent_id": "a1", "session_id": "s1", "agent_type": "t2"}, {"agent_id": "nobody"},
+        ]
+        for kwargs in filter_sets:
+            # Stored oldest first with distinct created_at, so the listing is the reverse.
+            expected = [cid for cid, (a, s, t) in reversed(ids.items())
+                        if all(kwargs.get(k, v) == v
+                               for k, v in (("agent_id", a), ("session_id", s),
+                                            ("agent_type", t)))]
+            got = [i.id for i in provider.list_checkpoints(
+                agent_id=kwargs.get("agent_id"), session_id=kwargs.get("session_id"),
+                agent_type=kwargs.get("agent_type"))]
+            assert got == expected, kwargs
 
     def test_before_and_after_are_strict_bounds(self, provider: CheckpointProvider) -> None:
         for t in (10, 20, 30, 40):
