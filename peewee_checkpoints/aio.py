@@ -5,13 +5,13 @@ from __future__ import annotations
 import asyncio
 import functools
 import os
-from collections.abc import Callable
+from collections.abc import AsyncIterator, Callable
 from concurrent.futures import ThreadPoolExecutor
 from types import TracebackType
 from typing import Any, TypeVar
 
 from .interface import CheckpointProvider
-from .records import CheckpointListItem, NamedCheckpoint, StoredCheckpoint
+from .records import CheckpointListItem, CheckpointPage, NamedCheckpoint, StoredCheckpoint
 
 __all__ = ["AsyncCheckpointProvider"]
 
@@ -77,6 +77,62 @@ class AsyncCheckpointProvider:
     async def import_checkpoint(self, checkpoint: StoredCheckpoint) -> bool:
         """See :meth:`CheckpointProvider.import_checkpoint`."""
         return await self._run(self._provider.import_checkpoint, checkpoint)
+
+    async def page_checkpoints(
+        self,
+        *,
+        agent_id: str | None = None,
+        session_id: str | None = None,
+        agent_type: str | None = None,
+        before: int | None = None,
+        after: int | None = None,
+        limit: int = 50,
+        cursor: str | None = None,
+    ) -> CheckpointPage:
+        """See :meth:`CheckpointProvider.page_checkpoints`."""
+        return await self._run(
+            self._provider.page_checkpoints, agent_id=agent_id, session_id=session_id,
+            agent_type=agent_type, before=before, after=after, limit=limit, cursor=cursor,
+        )
+
+    async def iter_checkpoints(
+        self,
+        *,
+        agent_id: str | None = None,
+        session_id: str | None = None,
+        agent_type: str | None = None,
+        before: int | None = None,
+        after: int | None = None,
+    ) -> AsyncIterator[CheckpointListItem]:
+        """Yield every match in listing order, fetching one page at a time off the loop.
+
+        ``async for item in ap.iter_checkpoints(agent_id="a"): ...``; memory stays at one page
+        (the wrapped provider's ``iter_page_size`` items).
+        """
+        cursor: str | None = None
+        while True:
+            page = await self.page_checkpoints(
+                agent_id=agent_id, session_id=session_id, agent_type=agent_type, before=before,
+                after=after, limit=self._provider.iter_page_size, cursor=cursor,
+            )
+            for item in page.items:
+                yield item
+            if page.next_cursor is None:
+                return
+            cursor = page.next_cursor
+
+    async def prune(
+        self,
+        *,
+        before: int | None = None,
+        keep_last_per_agent: int | None = None,
+        dry_run: bool = False,
+    ) -> int:
+        """See :meth:`CheckpointProvider.prune`."""
+        return await self._run(
+            self._provider.prune, before=before, keep_last_per_agent=keep_last_per_agent,
+            dry_run=dry_run,
+        )
 
     async def close(self) -> None:
         """Close the wrapped provider, then stop the thread pool."""

@@ -26,6 +26,20 @@ def test_every_method_works_as_a_coroutine(db_url: str) -> None:
             assert await ap.import_checkpoint(copied) is True
             assert await ap.delete_checkpoint(cid) is True
             assert await ap.retrieve_checkpoint(cid) is None
+            for i in range(2, 12):
+                await ap.store_checkpoint(_cp(i))
+            page = await ap.page_checkpoints(limit=4)
+            assert [i.created_at for i in page.items] == [1011, 1010, 1009, 1008]
+            rest = await ap.page_checkpoints(limit=100, cursor=page.next_cursor)
+            assert rest.next_cursor is None and len(rest.items) == 7
+            ap.provider.iter_page_size = 3  # many pages
+            walked = [item async for item in ap.iter_checkpoints()]
+            assert walked == await ap.list_checkpoints()
+            assert [i.id async for i in ap.iter_checkpoints(agent_id="agent1")] == [
+                i.id for i in await ap.list_checkpoints(agent_id="agent1")]
+            assert await ap.prune(before=1005, dry_run=True) == 4
+            assert await ap.prune(keep_last_per_agent=1) == 7
+            assert len(await ap.list_checkpoints()) == 4
 
     asyncio.run(scenario())
 
