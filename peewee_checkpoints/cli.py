@@ -11,12 +11,14 @@ import contextlib
 import datetime as dt
 import itertools
 import os
+import signal
 import sys
 import tempfile
+import threading
 import traceback
 from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass, field
-from typing import IO, Any
+from typing import IO, TYPE_CHECKING, Any
 
 import click
 
@@ -127,7 +129,7 @@ pass_session = click.make_pass_decorator(Session)
 
 
 def _stdout() -> IO[bytes]:
-    return click.get_binary_stream("stdout")
+    return sys.stdout.buffer
 
 
 def _emit_json(value: Any) -> None:
@@ -150,7 +152,13 @@ def local_time(ms: int) -> str:
     return moment.strftime("%Y-%m-%d %H:%M:%S.") + f"{ms % 1000:03d}"
 
 
-class Moment(click.ParamType):
+if TYPE_CHECKING:  # click 8.5 made ParamType generic; older releases cannot subscript it
+    _IntParam = click.ParamType[int, Any]
+else:
+    _IntParam = click.ParamType
+
+
+class Moment(_IntParam):
     """A point in time: epoch milliseconds, or ISO 8601 (naive means local time)."""
 
     name = "TIME"
@@ -178,10 +186,19 @@ class Moment(click.ParamType):
 
 
 class Progress:
-    """A progress bar on stderr when it is a terminal; silent otherwise."""
+    """Progress of long work: a bar on stderr when it is a terminal (silent otherwise), and
+    the place where Ctrl-C is turned into a clean stop.
+
+    While it is active, the first Ctrl-C only sets a flag that the work checks after each
+    row: it commits what it has written and stops with KeyboardInterrupt, so the target never
+    holds part of a row and the reported counts are exact. A second Ctrl-C interrupts at once
+    (for a database that hangs); an uncommitted batch is then rolled back, never half kept.
+    """
 
     def __init__(self, label: str, length: int | None) -> None:
         self._bar: Any = None
+        self._requested = False
+        self._previous: Any = None
         if sys.stderr.isatty():
             if length is None:
                 self._bar = click.progressbar(itertools.repeat(None), label=label,
@@ -189,13 +206,30 @@ class Progress:
             else:
                 self._bar = click.progressbar(length=length, label=label, file=sys.stderr)
 
-    def __enter__(self) -> Callable[[int], None]:
-        if self._bar is None:
-            return lambda _n: None
-        bar = self._bar.__enter__()
-        return bar.update  # type: ignore[no-any-return]
+    def _on_sigint(self, signum: int, frame: Any) -> None:
+        if self._requested:
+            raise KeyboardInterrupt
+        self._requested = True
+
+    def __enter__(self) -> Progress:
+        if threading.current_thread() is threading.main_thread():
+            self._previous = signal.signal(signal.SIGINT, self._on_sigint)
+        if self._bar is not None:
+            self._bar.__enter__()
+        return self
+
+    def advance(self, amount: int) -> None:
+        """Count ``amount`` more done."""
+        if self._bar is not None:
+            self._bar.update(amount)
+
+    def stop_requested(self) -> bool:
+        """True once Ctrl-C was pressed."""
+        return self._requested
 
     def __exit__(self, *exc: object) -> None:
+        if self._previous is not None:
+            signal.signal(signal.SIGINT, self._previous)
         if self._bar is not None:
             self._bar.__exit__(*exc)
 
@@ -231,7 +265,8 @@ def _count(provider: CheckpointProvider) -> int | None:
 @click.option("--json", "json_", is_flag=True, help="Print data as JSON (also a command option).")
 @click.version_option(package_name="peewee-checkpoints", prog_name=PROG)
 @click.pass_context
-def cli(ctx: click.Context, config: str | None, provider_name: str | None, db_url: str | None,
+def cli(  # noqa: PLR0917 - click passes options as arguments
+        ctx: click.Context, config: str | None, provider_name: str | None, db_url: str | None,
         verbose: bool, json_: bool) -> None:
     """Inspect, repair and move the checkpoints of an agent deployment.
 
@@ -357,7 +392,8 @@ def show(session: Session, checkpoint_id: str) -> None:
 @click.option("--limit", type=click.IntRange(min=0), help="At most this many (newest first).")
 @_json_option
 @pass_session
-def list_(session: Session, agent: str | None, session_id: str | None, agent_type: str | None,
+def list_(  # noqa: PLR0917 - click passes options as arguments
+        session: Session, agent: str | None, session_id: str | None, agent_type: str | None,
           before: int | None, after: int | None, limit: int | None, json_: bool) -> None:
     """List checkpoints, newest first, as a table (times in local time) or JSON."""
     filters = {"agent_id": agent, "session_id": session_id, "agent_type": agent_type,
@@ -395,7 +431,7 @@ def _write_table(items: Iterator[CheckpointListItem]) -> None:
               for i, (title, _) in enumerate(_TABLE)]
 
     def line(row: list[str]) -> str:
-        return "  ".join(v.ljust(w) for v, w in zip(row, widths)).rstrip()
+        return "  ".join(v.ljust(w) for v, w in zip(row, widths, strict=True)).rstrip()
 
     click.echo(line([title for title, _ in _TABLE]))
     for row in itertools.chain(first, (cells(item) for item in items)):
@@ -410,7 +446,8 @@ def _write_table(items: Iterator[CheckpointListItem]) -> None:
 @pass_session
 def delete(session: Session, checkpoint_ids: tuple[str, ...], json_: bool) -> None:
     """Delete checkpoints by id; exit code 1 if any id did not exist."""
-    deleted, missing = [], []
+    deleted: list[str] = []
+    missing: list[str] = []
     with _provider(session) as provider:
         for checkpoint_id in checkpoint_ids:
             (deleted if provider.delete_checkpoint(checkpoint_id) else missing).append(
@@ -433,23 +470,21 @@ def delete(session: Session, checkpoint_ids: tuple[str, ...], json_: bool) -> No
 @pass_session
 def export_(session: Session, out_path: str | None) -> None:
     """Write every checkpoint as JSON Lines, one per line with its id (streamed)."""
-    with _provider(session) as provider:
-        with Progress("exporting", _count(provider)) as progress:
-            try:
-                if out_path is None:
-                    count = transfer.export_lines(provider, _stdout(), progress)
-                else:
-                    count = _export_to_file(provider, out_path, progress)
-            except KeyboardInterrupt:
-                raise Interrupted(
-                    f"interrupted; {out_path} was not written" if out_path
-                    else "interrupted; the output is incomplete"
-                ) from None
+    with _provider(session) as provider, Progress("exporting", _count(provider)) as progress:
+        try:
+            if out_path is None:
+                count = transfer.export_lines(provider, _stdout(), progress)
+            else:
+                count = _export_to_file(provider, out_path, progress)
+        except KeyboardInterrupt:
+            raise Interrupted(
+                f"interrupted; {out_path} was not written" if out_path
+                else "interrupted; the output is incomplete"
+            ) from None
     _info(f"exported {count} checkpoint{'s' * (count != 1)}")
 
 
-def _export_to_file(provider: CheckpointProvider, path: str, progress: Callable[[int], None]
-                    ) -> int:
+def _export_to_file(provider: CheckpointProvider, path: str, progress: Progress) -> int:
     # A temporary file in the same directory, renamed at the end: an interrupted export never
     # leaves a truncated file under the requested name. mkstemp creates it mode 0600: states
     # are private data.
@@ -481,8 +516,7 @@ def import_(session: Session, file: IO[bytes], json_: bool) -> None:
         length = stat.st_size if stat.st_size and os.path.isfile(file.name) else None
     with _provider(session) as provider, Progress("importing", length) as progress:
         try:
-            transfer.import_lines(provider, file, counts,
-                                  progress if length else lambda _n: None,
+            transfer.import_lines(provider, file, counts, progress,
                                   "stdin" if file.name == "<stdin>" else file.name)
         except KeyboardInterrupt:
             raise Interrupted(
@@ -507,16 +541,19 @@ def import_(session: Session, file: IO[bytes], json_: bool) -> None:
 def copy(session: Session, target: str, json_: bool) -> None:
     """Copy every checkpoint, with its id, to another store; re-runs copy only what is missing."""
     counts = transfer.TransferCounts()
-    with _provider(session) as source, session.open_target(target) as dest:
-        with Progress("copying", _count(source)) as progress:
-            try:
-                transfer.copy_all(source, dest, counts, progress)
-            except KeyboardInterrupt:
-                raise Interrupted(
-                    f"interrupted after copying {counts.written} (skipped {counts.skipped} "
-                    "already there); every copied checkpoint is complete: run the same copy "
-                    "again to finish"
-                ) from None
+    with (
+        _provider(session) as source,
+        session.open_target(target) as dest,
+        Progress("copying", _count(source)) as progress,
+    ):
+        try:
+            transfer.copy_all(source, dest, counts, progress)
+        except KeyboardInterrupt:
+            raise Interrupted(
+                f"interrupted after copying {counts.written} (skipped {counts.skipped} "
+                "already there); every copied checkpoint is complete: run the same copy "
+                "again to finish"
+            ) from None
     _report(session, json_, "copied", counts)
 
 
@@ -557,7 +594,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         return _fail(session, str(exc), code=code, exc=exc)
     except OSError as exc:
         return _fail(session, str(exc), code=EXIT_STORAGE, exc=exc)
-    except Exception as exc:  # noqa: BLE001 - a bug still gets a one-line report, not a dump
+    except Exception as exc:  # a bug still gets a one-line report, not a dump
         return _fail(session, f"unexpected {type(exc).__name__}: {exc} (run with -v for the "
                               "traceback and report it)", code=EXIT_STORAGE, exc=exc)
 
@@ -567,7 +604,7 @@ def _fail(session: Session, message: str, hint: str | None = None, *, code: int,
     redact = session.redactor()
     if session.verbose and exc is not None:
         click.echo(redact("".join(traceback.format_exception(exc))).rstrip(), err=True)
-    click.echo(redact(f"error: {message}"), err=True)
+    click.echo(redact(f"error: {message.rstrip()}"), err=True)
     if hint:
         click.echo(hint, err=True)
     return code
