@@ -13,12 +13,11 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+from conftest import make_db_url
 
 from peewee_checkpoints import NamedCheckpoint, PeeweeCheckpointProvider, StoredCheckpoint
 from peewee_checkpoints._ids import new_id
 from peewee_checkpoints.cli import local_time
-
-from conftest import make_db_url
 
 REPO = Path(__file__).resolve().parent.parent
 EXAMPLE = REPO / "examples" / "checkpoint.json"
@@ -31,7 +30,8 @@ def cli(*args: str, cwd: Path, input: bytes | None = None, env: dict[str, str] |
     full_env = {k: v for k, v in os.environ.items() if k not in _ENV_VARS}
     full_env.update(env or {})
     proc = subprocess.run([sys.executable, "-m", "peewee_checkpoints", *args], cwd=cwd,
-                          input=input, env=full_env, capture_output=True, timeout=300)
+                          input=input, env=full_env, capture_output=True, timeout=300,
+                          check=False)
     if check and proc.returncode != 0:
         raise AssertionError(f"exit {proc.returncode}: {proc.stderr.decode()}")
     return proc
@@ -64,8 +64,10 @@ def _deep(depth: int) -> dict[str, Any]:
 
 #: States that a careless JSON path would change: each must survive export -> import exactly.
 TRICKY_STATES: list[dict[str, Any]] = [
-    {"big": 2**70, "neg": -(2**64), "float": 0.1, "neg_zero": -0.0, "huge": 1.7976931348623157e308},
-    {"nul": "a\x00b", "astral": "\U0001f600", "accents": "Ça été", "rtl": "\u05e9\u05dc\u05d5\u05dd"},
+    {"big": 2**70, "neg": -(2**64), "float": 0.1, "neg_zero": -0.0,
+     "huge": 1.7976931348623157e308},
+    {"nul": "a\x00b", "astral": "\U0001f600", "accents": "Ça été",
+     "rtl": "\u05e9\u05dc\u05d5\u05dd"},
     {"z": 1, "a": 2, "m": {"y": [], "b": {}}},  # key order
     {"lone_surrogate": "\ud800"},
     _deep(300),
@@ -162,7 +164,7 @@ def test_migrate_and_status(db_url: str, tmp: Path) -> None:
     assert after["applied_migrations"] == before["pending_migrations"]
     assert after["pending_migrations"] == []
     assert after["checkpoints"] == 1
-    assert after["backend"] in db_url.split(":")[0]
+    assert after["backend"] in db_url.split(":", maxsplit=1)[0]
     text = out(cli("--db-url", db_url, "status", cwd=tmp))
     assert "checkpoints: 1" in text and f"backend:     {after['backend']}" in text
 
@@ -202,7 +204,8 @@ def test_copy_to_a_url_and_back_copies_only_what_is_missing(
 ) -> None:
     with PeeweeCheckpointProvider(db_url) as provider:
         for i in range(6):
-            provider.store_checkpoint(NamedCheckpoint(f"n{i}", "a", {"i": i}, created_at=10 + i // 3))
+            provider.store_checkpoint(
+                NamedCheckpoint(f"n{i}", "a", {"i": i}, created_at=10 + i // 3))
     first = cli("--db-url", db_url, "copy", "--to", other_sqlite, cwd=tmp)
     assert out(first) == "copied 6, skipped 0 (id already present)\n"
     again = cli("--db-url", db_url, "copy", "--to", other_sqlite, "--json", cwd=tmp)
@@ -351,7 +354,7 @@ def test_copy_10k_sqlite_to_postgres_interrupted_then_resumed_matches_record_by_
     while count_rows_safe(target) < 300 and time.monotonic() < deadline and proc.poll() is None:
         time.sleep(0.05)
     proc.send_signal(signal.SIGINT)
-    stdout, stderr = proc.communicate(timeout=60)
+    _, stderr = proc.communicate(timeout=60)
     assert proc.returncode == 130, stderr.decode()
     message = stderr.decode()
     assert "run the same copy again" in message and "Traceback" not in message
