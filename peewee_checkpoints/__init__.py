@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from .aio import AsyncCheckpointProvider
+from .config import load_provider
 from .errors import (
     CheckpointError,
     ConfigError,
@@ -12,6 +13,7 @@ from .errors import (
     StorageError,
 )
 from .interface import CheckpointProvider
+from .memory import MemoryCheckpointProvider
 from .model import Checkpoint
 from .peewee_provider import PeeweeCheckpointProvider
 from .records import CheckpointListItem, NamedCheckpoint, StoredCheckpoint
@@ -24,10 +26,12 @@ __all__ = [
     "CheckpointProvider",
     "ConfigError",
     "InvalidCheckpointError",
+    "MemoryCheckpointProvider",
     "MigrationError",
     "NamedCheckpoint",
     "PeeweeCheckpointProvider",
     "ProviderNotFoundError",
     "StorageError",
     "StoredCheckpoint",
+    "load_provider",
 ]

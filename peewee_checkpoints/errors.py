@@ -20,8 +20,12 @@ class ConfigError(CheckpointError, ValueError):
     """A bad config file, ``db_url``, provider option or missing environment variable."""
 
 
-class ProviderNotFoundError(CheckpointError, LookupError):
-    """No provider is registered under the requested type or name."""
+class ProviderNotFoundError(ConfigError, LookupError):
+    """No usable provider is registered under the requested type or name.
+
+    A :class:`ConfigError` too: an unknown ``type`` or provider name in a config file is a
+    configuration mistake, and ``except ConfigError`` should catch it.
+    """
 
 
 class MigrationError(CheckpointError):

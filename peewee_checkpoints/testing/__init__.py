@@ -11,6 +11,9 @@ fixture that yields a fresh, empty provider; pytest then runs every contract tes
         def provider(self, tmp_path):
             with MyProvider(tmp_path / "store") as p:
                 yield p
+
+To test the entry-point registration as well, build the provider the way applications do:
+``load_provider({"checkpoints": {"providers": {"p": {"type": "my-type", ...}}}})``.
 """
 
 from __future__ import annotations

@@ -1,0 +1,154 @@
+"""The in-memory provider: the same contract as the Peewee one, kept in the process."""
+
+from __future__ import annotations
+
+import bisect
+import threading
+from typing import NamedTuple
+
+from ._codec import decode_state, encode_state
+from ._ids import new_id
+from ._validation import (
+    MAX_ID_LENGTH,
+    check_bound,
+    check_checkpoint,
+    check_limit,
+    check_text,
+    is_storable_key,
+)
+from .errors import InvalidCheckpointError
+from .interface import CheckpointProvider
+from .records import CheckpointListItem, NamedCheckpoint, StoredCheckpoint
+
+__all__ = ["MemoryCheckpointProvider"]
+
+
+class _Row(NamedTuple):
+    id: str
+    name: str
+    agent_id: str
+    state: bytes  # encoded JSON: nothing the caller holds can change it, nor it the caller's
+    session_id: str
+    agent_type: str
+    created_at: int
+
+
+class MemoryCheckpointProvider(CheckpointProvider):
+    """Checkpoints kept in a dict in this process, for tests, scratch work and examples.
+
+    It validates, encodes and orders exactly like :class:`PeeweeCheckpointProvider`: states are
+    stored as the same JSON bytes (so what ``retrieve_checkpoint`` returns is a new object,
+    equal to what was stored, never the caller's), ids are the same ULIDs, and listings are
+    ordered by ``created_at`` then ``id``, both descending. Every instance is an independent,
+    initially empty store; its contents live as long as the instance. It takes no options.
+    Safe to use from several threads at once.
+    """
+
+    def __init__(self) -> None:
+        self._lock = threading.Lock()
+        self._rows: dict[str, _Row] = {}
+        # (created_at, id) ascending, so a listing walks it backwards: newest first.
+        self._order: list[tuple[int, str]] = []
+
+    def __repr__(self) -> str:
+        return f"{type(self).__name__}(<{len(self._rows)} checkpoints>)"
+
+    def store_checkpoint(self, checkpoint: NamedCheckpoint) -> str:
+        """Store ``checkpoint``; returns its new id (a 26-character ULID)."""
+        check_checkpoint(checkpoint)
+        checkpoint_id = new_id()
+        self._add(checkpoint_id, checkpoint, encode_state(checkpoint.state))
+        return checkpoint_id
+
+    def import_checkpoint(self, checkpoint: StoredCheckpoint) -> bool:
+        """Store ``checkpoint`` under its own id; False (nothing written) if the id exists."""
+        check_text("id", checkpoint.id, MAX_ID_LENGTH, allow_empty=False)
+        named = checkpoint.to_named()
+        check_checkpoint(named)
+        return self._add(checkpoint.id, named, encode_state(checkpoint.state))
+
+    def _add(self, checkpoint_id: str, checkpoint: NamedCheckpoint, data: bytes) -> bool:
+        row = _Row(checkpoint_id, checkpoint.name, checkpoint.agent_id, data,
+                   checkpoint.session_id, checkpoint.agent_type, checkpoint.created_at)
+        with self._lock:
+            if checkpoint_id in self._rows:
+                return False
+            self._rows[checkpoint_id] = row
+            bisect.insort(self._order, (row.created_at, checkpoint_id))
+        return True
+
+    def retrieve_checkpoint(self, checkpoint_id: str) -> StoredCheckpoint | None:
+        """Return the checkpoint with this id, or None (also for a malformed id)."""
+        if not is_storable_key(checkpoint_id, MAX_ID_LENGTH):
+            return None
+        with self._lock:
+            row = self._rows.get(checkpoint_id)
+        if row is None:
+            return None
+        return StoredCheckpoint(
+            id=row.id, name=row.name, agent_id=row.agent_id, state=decode_state(row.state),
+            session_id=row.session_id, agent_type=row.agent_type, created_at=row.created_at,
+        )
+
+    def list_checkpoints(
+        self,
+        *,
+        agent_id: str | None = None,
+        session_id: str | None = None,
+        agent_type: str | None = None,
+        before: int | None = None,
+        after: int | None = None,
+        limit: int | None = None,
+    ) -> list[CheckpointListItem]:
+        """List matching checkpoints newest first (ties by id, descending), without states."""
+        filters: list[tuple[int, str]] = []
+        # Indexes into _Row, so the loop below compares without attribute lookups by name.
+        for index, field, value in ((2, "agent_id", agent_id), (4, "session_id", session_id),
+                                    (5, "agent_type", agent_type)):
+            if value is None:
+                continue
+            if not isinstance(value, str):
+                raise InvalidCheckpointError(f"{field} filter must be a str or None")
+            if not is_storable_key(value):
+                return []  # the Peewee provider matches nothing either: no row can hold it
+            filters.append((index, value))
+        check_bound("before", before)
+        check_bound("after", after)
+        check_limit(limit)
+        if limit == 0:
+            return []
+        items: list[CheckpointListItem] = []
+        with self._lock:
+            # Walking newest first lets a bound end the scan early and a limit stop it.
+            start = len(self._order)
+            if before is not None:
+                start = bisect.bisect_left(self._order, (before, ""))
+            for position in range(start - 1, -1, -1):
+                created_at, checkpoint_id = self._order[position]
+                if after is not None and created_at <= after:
+                    break
+                row = self._rows[checkpoint_id]
+                if all(row[index] == value for index, value in filters):
+                    items.append(CheckpointListItem(
+                        id=row.id, name=row.name, agent_id=row.agent_id,
+                        session_id=row.session_id, agent_type=row.agent_type,
+                        created_at=row.created_at,
+                    ))
+                    if limit is not None and len(items) >= limit:
+                        break
+        return items
+
+    def delete_checkpoint(self, checkpoint_id: str) -> bool:
+        """Delete the checkpoint with this id; True if one was removed."""
+        if not is_storable_key(checkpoint_id, MAX_ID_LENGTH):
+            return False
+        with self._lock:
+            row = self._rows.pop(checkpoint_id, None)
+            if row is None:
+                return False
+            key = (row.created_at, checkpoint_id)
+            del self._order[bisect.bisect_left(self._order, key)]
+        return True
+
+    def close(self) -> None:
+        """Nothing to release: the checkpoints stay, and the provider remains usable."""
