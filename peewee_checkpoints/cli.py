@@ -31,6 +31,7 @@ from .errors import (
     ProviderNotFoundError,
     StorageError,
 )
+from .config import load_provider
 from .interface import CheckpointProvider
 from .peewee_provider import DEFAULT_DB_URL, PeeweeCheckpointProvider
 from .records import CheckpointListItem
@@ -101,14 +102,6 @@ class Session:
 
     def load(self, name: str | None) -> CheckpointProvider:
         """A provider from the config file (``--config`` or the default search)."""
-        try:
-            from .config import load_provider
-        except ImportError:  # pragma: no cover - until the config module is installed
-            if self.config is not None or name is not None:
-                raise ConfigError(
-                    "config files and named providers need peewee_checkpoints.config"
-                ) from None
-            return self._peewee(DEFAULT_DB_URL)
         return load_provider(self.config, name=name)
 
     def open_target(self, target: str) -> CheckpointProvider:
@@ -565,6 +558,43 @@ def _report(session: Session, json_: bool, verb: str, counts: transfer.TransferC
     if counts.vanished:
         text += f", {counts.vanished} deleted from the source meanwhile"
     click.echo(text)
+
+
+# -- plugins -------------------------------------------------------------------------------------
+
+
+@cli.command()
+@_json_option
+@pass_session
+def providers(session: Session, json_: bool) -> None:
+    """List the installed provider types and the distributions they come from.
+
+    Each one is imported to check that it loads; exit code 1 if any does not.
+    """
+    from .registry import available_providers, provider_errors
+
+    found = available_providers()
+    problems = provider_errors()
+    rows = [
+        {"name": info.name, "distribution": info.distribution, "version": info.version,
+         "object": info.value, "error": str(problems[name]) if name in problems else None}
+        for name, info in found.items()
+    ]
+    if _wants_json(session, json_):
+        _emit_json(rows)
+    else:
+        table = [["TYPE", "DISTRIBUTION", "VERSION", "OBJECT", "STATUS"]] + [
+            [r["name"], r["distribution"] or "?", r["version"] or "?", r["object"],
+             "ok" if r["error"] is None else "broken"]
+            for r in rows
+        ]
+        widths = [max(len(row[i]) for row in table) for i in range(len(table[0]))]
+        for row in table:
+            click.echo("  ".join(v.ljust(w) for v, w in zip(row, widths, strict=True)).rstrip())
+        if not rows:
+            _info("(no providers installed)")
+    if problems:
+        raise click.ClickException("; ".join(str(e) for e in problems.values()))
 
 
 # -- entry point -------------------------------------------------------------------------------
