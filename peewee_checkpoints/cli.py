@@ -24,6 +24,7 @@ import click
 
 from . import _transfer as transfer
 from ._database import Redactor
+from .config import load_provider
 from .errors import (
     CheckpointError,
     ConfigError,
@@ -31,7 +32,6 @@ from .errors import (
     ProviderNotFoundError,
     StorageError,
 )
-from .config import load_provider
 from .interface import CheckpointProvider
 from .peewee_provider import DEFAULT_DB_URL, PeeweeCheckpointProvider
 from .records import CheckpointListItem
