@@ -583,10 +583,11 @@ def providers(session: Session, json_: bool) -> None:
     if _wants_json(session, json_):
         _emit_json(rows)
     else:
-        table = [["TYPE", "DISTRIBUTION", "VERSION", "OBJECT", "STATUS"]] + [
-            [r["name"], r["distribution"] or "?", r["version"] or "?", r["object"],
-             "ok" if r["error"] is None else "broken"]
-            for r in rows
+        table: list[list[str]] = [["TYPE", "DISTRIBUTION", "VERSION", "OBJECT", "STATUS"]]
+        table += [
+            [info.name, info.distribution or "?", info.version or "?", info.value,
+             "broken" if name in problems else "ok"]
+            for name, info in found.items()
         ]
         widths = [max(len(row[i]) for row in table) for i in range(len(table[0]))]
         for row in table:
