@@ -9,6 +9,7 @@ import subprocess
 import sys
 import time
 from collections.abc import Iterator
+from importlib.metadata import version
 from pathlib import Path
 from typing import Any
 
@@ -275,16 +276,54 @@ def test_a_storage_error_exits_1_without_password_or_traceback_unless_verbose(tm
     assert "\nerror: could not " in err(verbose)
 
 
-def test_the_url_comes_from_the_flag_then_the_environment_then_the_default(tmp: Path) -> None:
-    flag, env = tmp / "flag.db", tmp / "env.db"
-    cli("--db-url", f"sqlite:///{flag}", "store", str(EXAMPLE), cwd=tmp,
-        env={"PEEWEE_CHECKPOINTS_DB_URL": f"sqlite:///{env}"})
-    cli("store", str(EXAMPLE), cwd=tmp, env={"PEEWEE_CHECKPOINTS_DB_URL": f"sqlite:///{env}"})
-    cli("store", str(EXAMPLE), cwd=tmp)
-    cli("store", str(EXAMPLE), cwd=tmp)
-    for path, count in ((flag, 1), (env, 1), (tmp / "checkpoints.db", 2)):
-        with PeeweeCheckpointProvider(f"sqlite:///{path}") as provider:
-            assert len(provider.list_checkpoints()) == count, path
+def test_the_store_comes_from_flags_then_environment_then_config_file_then_default(
+    tmp: Path,
+) -> None:
+    def count(name: str) -> int:
+        with PeeweeCheckpointProvider(f"sqlite:///{tmp / name}") as provider:
+            return len(provider.list_checkpoints())
+
+    def store(*flags: str, **env: str) -> None:
+        cli(*flags, "store", str(EXAMPLE), cwd=tmp, env=env)
+
+    store()  # nothing configured: the embedded default, ./checkpoints.db
+    assert count("checkpoints.db") == 1
+    (tmp / "checkpoints.toml").write_text(
+        '[checkpoints]\nactive = "main"\n'
+        '[checkpoints.providers.main]\ntype = "peewee"\ndb_url = "sqlite:///main.db"\n'
+        '[checkpoints.providers.other]\ntype = "peewee"\ndb_url = "sqlite:///other.db"\n'
+    )
+    (tmp / "alt.toml").write_text(
+        '[checkpoints.providers.alt]\ntype = "peewee"\ndb_url = "sqlite:///alt.db"\n')
+    env_url = {"PEEWEE_CHECKPOINTS_DB_URL": f"sqlite:///{tmp / 'env.db'}"}
+    store()  # ./checkpoints.toml, its active provider
+    store("--provider", "other")
+    store(**env_url)  # the environment beats the config file
+    store("--provider", "other", **env_url)  # a flag beats the environment
+    store("--config", "alt.toml", **env_url)
+    store("--db-url", f"sqlite:///{tmp / 'flag.db'}", **env_url)
+    store(PEEWEE_CHECKPOINTS_CONFIG="alt.toml")  # the config variable beats ./checkpoints.toml
+    assert [count(n) for n in ("main.db", "other.db", "env.db", "alt.db", "flag.db")] == [
+        1, 2, 1, 2, 1]
+    assert count("checkpoints.db") == 1
+
+    # copy --to takes a provider name from the same config.
+    copied = cli("copy", "--to", "other", cwd=tmp)
+    assert out(copied) == "copied 1, skipped 0 (id already present)\n"
+    assert count("other.db") == 3
+
+
+def test_providers_lists_the_installed_types_and_their_distribution(tmp: Path) -> None:
+    table = out(cli("providers", cwd=tmp)).splitlines()
+    assert table[0].split() == ["TYPE", "DISTRIBUTION", "VERSION", "OBJECT", "STATUS"]
+    rows = {line.split()[0]: line.split() for line in table[1:]}
+    assert rows["peewee"][1:] == ["peewee-checkpoints", version("peewee-checkpoints"),
+                                  "peewee_checkpoints.peewee_provider:PeeweeCheckpointProvider",
+                                  "ok"]
+    assert rows["memory"][1] == "peewee-checkpoints"
+    listed = {p["name"]: p for p in json.loads(out(cli("providers", "--json", cwd=tmp)))}
+    assert listed["peewee"]["distribution"] == "peewee-checkpoints"
+    assert listed["memory"]["error"] is None
 
 
 def test_python_m_and_the_console_script_are_the_same_program(tmp: Path) -> None:
