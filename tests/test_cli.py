@@ -186,6 +186,13 @@ def test_export_then_import_is_exact_and_an_existing_id_is_skipped(
     assert json.loads(out(first)) == {"imported": 5, "skipped": 0, "vanished": 0}
     second = cli("--db-url", db_url, "import", str(tmp / "a.jsonl"), cwd=tmp)
     assert out(second) == "imported 0, skipped 5 (id already present)\n"
+    # New and existing ids mixed in one batch (on PostgreSQL a duplicate must not abort it).
+    extra = json.dumps({"id": "EXTRA", "name": "x", "agent_id": "other", "state": {},
+                        "created_at": 5}).encode()
+    mixed = (tmp / "a.jsonl").read_bytes().replace(b"\n", b"\n" + extra + b"\n", 1)
+    third = cli("--db-url", db_url, "import", "-", input=mixed, cwd=tmp)
+    assert out(third) == "imported 1, skipped 5 (id already present)\n"
+    assert cli("--db-url", db_url, "delete", "EXTRA", cwd=tmp).returncode == 0
 
     exported = cli("--db-url", db_url, "export", cwd=tmp)
     assert exported.stdout == (tmp / "a.jsonl").read_bytes()
