@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import datetime as dt
 import hashlib
 import logging
@@ -13,7 +14,8 @@ from pathlib import Path
 from typing import Any
 
 import peewee as pw
-from peewee_migrate import Router
+from playhouse.migrate import Operation
+from peewee_migrate import Migrator, Router
 from peewee_migrate.models import MigrateHistory
 
 from ._database import DatabaseTarget
@@ -45,6 +47,26 @@ def migrations_dir() -> Path:
 def known_migrations() -> tuple[str, ...]:
     """Names of the migrations this version ships, in the order they apply."""
     return tuple(sorted(p.stem for p in migrations_dir().iterdir() if Router.filemask.match(p.name)))
+
+
+class _Migrator(Migrator):  # type: ignore[misc]
+    """Runs a migration's queued operations.
+
+    peewee-migrate 1.x (the release line for Python 3.10) logs each operation's ``method``,
+    an attribute peewee 4 renamed, and so fails before running anything; 2.x also wraps the
+    operations in the schema migrator's ``migration_context``. This does both, on either.
+    """
+
+    def __call__(self) -> None:
+        context = getattr(self.__migrator__, "migration_context", contextlib.nullcontext)
+        with context():
+            for op in self.__ops__:
+                log.debug("migration operation %s", op)
+                if isinstance(op, Operation):
+                    op.run()
+                else:
+                    op()
+            self.__ops__ = []
 
 
 class _Router(Router):  # type: ignore[misc]
@@ -83,7 +105,10 @@ class MigrationRunner:
         self._db = target.database
 
     def _router(self) -> _Router:
-        return _Router(self._db, migrate_dir=migrations_dir(), migrate_table=HISTORY_TABLE)
+        return _Router(
+            self._db, migrate_dir=migrations_dir(), migrate_table=HISTORY_TABLE,
+            migrator_class=_Migrator,
+        )
 
     def applied(self) -> list[str] | None:
         """Names recorded in the history table, or None if it does not exist yet. One query."""
