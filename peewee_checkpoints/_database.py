@@ -8,8 +8,8 @@ import os
 import tempfile
 import threading
 from dataclasses import dataclass
-from typing import Any, Literal
-from urllib.parse import urlparse
+from typing import Any, Literal, TypeVar
+from urllib.parse import unquote, urlparse
 
 import peewee as pw
 from playhouse import db_url as pw_db_url
@@ -17,6 +17,7 @@ from playhouse import db_url as pw_db_url
 from .errors import ConfigError
 
 Backend = Literal["sqlite", "postgres", "mysql"]
+_E = TypeVar("_E", bound=BaseException)
 
 # The schemes the contract promises (psycopg2 and PyMySQL drivers), each also with "+pool".
 _SCHEMES: dict[str, Backend] = {
@@ -58,6 +59,46 @@ class Redactor:
             text = text.replace(secret, "***")
         return text
 
+    def __repr__(self) -> str:
+        return f"{type(self).__name__}(<{len(self._secrets)} secrets>)"
+
+    def exposed_in(self, exc: BaseException) -> bool:
+        """True if a secret shows anywhere in ``exc`` or the exceptions chained to it.
+
+        Looks at what a user, a log handler or a debugger prints: ``str``, ``repr``, ``args``
+        and attributes of every exception reachable through ``__cause__``, ``__context__``
+        and ``args``. Such an exception must not be chained to one the package raises.
+        """
+        if not self._secrets:
+            return False
+        seen: set[int] = set()
+        todo: list[BaseException] = [exc]
+        while todo:
+            e = todo.pop()
+            if id(e) in seen:
+                continue
+            seen.add(id(e))
+            try:
+                text = f"{e}\n{e!r}\n{e.args!r}\n{vars(e)!r}"
+            except Exception:  # an exception whose repr fails: assume the worst
+                return True
+            if any(secret in text for secret in self._secrets):
+                return True
+            todo.extend(x for x in (e.__cause__, e.__context__, *e.args)
+                        if isinstance(x, BaseException))
+        return False
+
+
+def chain(error: _E, cause: BaseException, redact: Redactor) -> _E:
+    """Set ``cause`` as ``error.__cause__`` unless it would expose a secret; return ``error``.
+
+    Raise the result outside the ``except`` block that caught ``cause``: raised inside it,
+    Python would attach ``cause`` as ``__context__`` anyway.
+    """
+    if not redact.exposed_in(cause):
+        error.__cause__ = cause
+    return error
+
 
 @dataclass(frozen=True)
 class DatabaseTarget:
@@ -82,9 +123,24 @@ class _TrackedConnections:
 
     _pc_lock: threading.Lock
     _pc_conns: list[tuple[threading.Thread, Any]]
+    _pc_redact: Redactor
+    _pc_read_timeout: Any
 
     def _connect(self) -> Any:
-        conn = super()._connect()  # type: ignore[misc]
+        failure: BaseException | None = None
+        try:
+            conn = super()._connect()  # type: ignore[misc]
+        except Exception as exc:
+            if _is_driver_error(exc):
+                raise  # Peewee wraps it; the provider checks it for the password
+            # Not a DB-API error, so Peewee would let it out unwrapped, and it may hold the
+            # password: PyMySQL's UnicodeEncodeError for a password outside latin-1 carries
+            # it whole in its repr. Replace it, outside this block so nothing chains to it.
+            detail = (f"{type(exc).__name__} (details withheld: they contain the password)"
+                      if self._pc_redact.exposed_in(exc) else f"{type(exc).__name__}: {exc}")
+            failure = pw.OperationalError(f"could not connect: {detail}")
+        if failure is not None:
+            raise failure
         with self._pc_lock:
             alive = []
             for thread, other in self._pc_conns:
@@ -95,6 +151,11 @@ class _TrackedConnections:
             alive.append((threading.current_thread(), conn))
             self._pc_conns = alive
         return conn
+
+    def _initialize_connection(self, conn: Any) -> None:
+        super()._initialize_connection(conn)  # type: ignore[misc]
+        if self._pc_read_timeout is not _UNSET:
+            _set_mysql_read_timeout(conn, self._pc_read_timeout)
 
     def close_all(self) -> None:
         """Close every connection this database opened, in every thread."""
@@ -107,11 +168,39 @@ class _TrackedConnections:
         self._state.reset()  # type: ignore[attr-defined]
 
 
+_UNSET = object()
+# Class names of the driver errors Peewee maps to its own (peewee.EXCEPTIONS; not in its stubs).
+_DRIVER_ERROR_NAMES = frozenset(vars(pw)["EXCEPTIONS"])
+
+
+def _is_driver_error(exc: BaseException) -> bool:
+    """True for the DB-API errors Peewee turns into its own (by class name, as Peewee does)."""
+    names = {type(exc).__name__, type(exc).__bases__[0].__name__}
+    return bool(names & _DRIVER_ERROR_NAMES)
+
+
+def _set_mysql_read_timeout(conn: Any, seconds: float | None) -> None:
+    """Give a PyMySQL connection its read timeout back once the handshake is over.
+
+    PyMySQL applies ``connect_timeout`` to the TCP connect only and reads the server's
+    greeting with ``read_timeout`` (default: none), so a server that accepts the connection
+    and never answers hangs the caller forever. The provider connects with
+    ``read_timeout=connect_timeout`` and restores the user's read timeout here. The
+    attributes are PyMySQL's private ones (stable since 1.0); without them nothing changes.
+    """
+    if hasattr(conn, "_read_timeout"):
+        conn._read_timeout = seconds
+    if hasattr(conn, "_current_timeout"):
+        conn._current_timeout = seconds
+    sock = getattr(conn, "_sock", None)
+    if sock is not None:
+        sock.settimeout(seconds)
+
+
 def _quietly_close(conn: Any) -> None:
-    try:
+    # A connection that fails to close is gone either way.
+    with contextlib.suppress(Exception):
         conn.close()
-    except Exception:  # noqa: S110 - a connection that fails to close is gone either way
-        pass
 
 
 _tracked_classes: dict[type[pw.Database], type[pw.Database]] = {}
@@ -166,20 +255,25 @@ def open_database(url: str) -> DatabaseTarget:
     if base == "mysql" and "password" in kwargs:
         kwargs["passwd"] = kwargs.pop("password")
     options = {**_DEFAULTS[backend], **kwargs}
+    read_timeout: Any = _UNSET
+    if backend == "mysql":
+        # Bound the handshake too (see _set_mysql_read_timeout).
+        read_timeout = options.get("read_timeout")
+        options["read_timeout"] = options["connect_timeout"]
     cls = _tracked(pw_db_url.schemes[scheme])
     try:
-        db = cls(**options)
+        db: Any = cls(**options)
     except (TypeError, ValueError) as exc:
         raise ConfigError(redact(f"db_url {safe_url!r} has a bad option: {exc}")) from None
     # Peewee keeps the creation kwargs; set the lock and list on the instance.
     db._pc_lock = threading.Lock()
     db._pc_conns = []
+    db._pc_redact = redact
+    db._pc_read_timeout = read_timeout
     return DatabaseTarget(db, backend, safe_url, redact, str(database))
 
 
 def _unquoted(password: str | None) -> str | None:
-    from urllib.parse import unquote
-
     return unquote(password) if password else None
 
 

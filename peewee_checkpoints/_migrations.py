@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import contextlib
 import datetime as dt
 import hashlib
 import logging
@@ -14,11 +13,11 @@ from pathlib import Path
 from typing import Any
 
 import peewee as pw
-from playhouse.migrate import Operation
 from peewee_migrate import Migrator, Router
 from peewee_migrate.models import MigrateHistory
+from playhouse.migrate import Operation
 
-from ._database import DatabaseTarget
+from ._database import DatabaseTarget, chain
 from .errors import MigrationError
 
 log = logging.getLogger("peewee_checkpoints.migrations")
@@ -28,7 +27,9 @@ HISTORY_TABLE = "peewee_checkpoints_migrations"
 #: Seconds a process waits for another one that is migrating the same database.
 LOCK_TIMEOUT = 120
 # pg_advisory_lock takes a bigint; derive a fixed one from the package name.
-_PG_LOCK_KEY = int.from_bytes(hashlib.sha256(b"peewee_checkpoints.migrate").digest()[:8], "big") >> 1
+_PG_LOCK_KEY = (
+    int.from_bytes(hashlib.sha256(b"peewee_checkpoints.migrate").digest()[:8], "big") >> 1
+)
 
 
 def migrations_dir() -> Path:
@@ -46,27 +47,26 @@ def migrations_dir() -> Path:
 @lru_cache(maxsize=1)
 def known_migrations() -> tuple[str, ...]:
     """Names of the migrations this version ships, in the order they apply."""
-    return tuple(sorted(p.stem for p in migrations_dir().iterdir() if Router.filemask.match(p.name)))
+    names = (p.stem for p in migrations_dir().iterdir() if Router.filemask.match(p.name))
+    return tuple(sorted(names))
 
 
 class _Migrator(Migrator):  # type: ignore[misc]
-    """Runs a migration's queued operations.
+    """peewee-migrate's Migrator, running its queued operations the same way on every version.
 
-    peewee-migrate 1.x (the release line for Python 3.10) logs each operation's ``method``,
-    an attribute peewee 4 renamed, and so fails before running anything; 2.x also wraps the
-    operations in the schema migrator's ``migration_context``. This does both, on either.
+    peewee-migrate 1.x (the line for Python 3.10) logs ``Operation.method``, which peewee 4
+    renamed, and 2.x wraps the run in ``migration_context()``, which peewee 3 lacks: either
+    pairing breaks in ``Migrator.__call__``. Our migrations only queue ``migrator.sql()``, and
+    the Router already runs each migration in a transaction.
     """
 
     def __call__(self) -> None:
-        context = getattr(self.__migrator__, "migration_context", contextlib.nullcontext)
-        with context():
-            for op in self.__ops__:
-                log.debug("migration operation %s", op)
-                if isinstance(op, Operation):
-                    op.run()
-                else:
-                    op()
-            self.__ops__ = []
+        ops, self.__ops__ = self.__ops__, []
+        for op in ops:
+            if isinstance(op, Operation):
+                op.run()
+            else:
+                op()
 
 
 class _Router(Router):  # type: ignore[misc]
@@ -84,6 +84,9 @@ class _Router(Router):  # type: ignore[misc]
 
             class Meta:
                 table_name = HISTORY_TABLE
+                # Peewee copies an unset schema from the parent model, whose _meta a host's
+                # Router(schema=...) may have changed: ours lives in the default schema.
+                schema = None
 
         History._meta.database = database
         History.create_table(safe=True)
@@ -106,7 +109,9 @@ class MigrationRunner:
 
     def _router(self) -> _Router:
         return _Router(
-            self._db, migrate_dir=migrations_dir(), migrate_table=HISTORY_TABLE,
+            self._db,
+            migrate_dir=migrations_dir(),
+            migrate_table=HISTORY_TABLE,
             migrator_class=_Migrator,
         )
 
@@ -114,8 +119,15 @@ class MigrationRunner:
         """Names recorded in the history table, or None if it does not exist yet. One query."""
         try:
             cursor = self._db.execute_sql(f"SELECT name FROM {HISTORY_TABLE}")  # noqa: S608
-        except pw.DatabaseError:
-            return None
+        except pw.ProgrammingError:
+            return None  # PostgreSQL and MySQL: no such table
+        except pw.OperationalError as exc:
+            # SQLite says "no such table" this way; on a server an OperationalError is a
+            # connection that failed or dropped, which must not pass for an empty history
+            # (that cost a second connect timeout before the migration attempt failed too).
+            if self._target.backend == "sqlite" and "no such table" in str(exc):
+                return None
+            raise
         return [row[0] for row in cursor.fetchall()]
 
     def pending(self) -> list[str]:
@@ -146,12 +158,13 @@ class MigrationRunner:
         """Apply pending migrations under the lock; returns the names applied by this call."""
         with self._locked():
             self._check_not_newer(self.applied() or [])
+            failure: Exception | None = None
             try:
                 done: list[str] = self._router().run()
-            except pw.PeeweeException as exc:
-                raise MigrationError(
-                    self._target.redact(f"migrating {self._target.safe_url} failed: {exc}")
-                ) from exc
+            except Exception as exc:  # a migration may fail with any exception, not only SQL
+                failure = exc
+            if failure is not None:
+                raise self._error(f"migrating {self._target.safe_url} failed", failure)
         if done:
             log.info("applied migrations %s to %s", ", ".join(done), self._target.safe_url)
         return done
@@ -165,13 +178,19 @@ class MigrationRunner:
             self._check_not_newer(applied)
             router = self._router()
             name: str = router.done[-1]
+            failure: Exception | None = None
             try:
                 router.rollback()
-            except pw.PeeweeException as exc:
-                raise MigrationError(
-                    self._target.redact(f"rolling back {name} failed: {exc}")
-                ) from exc
+            except Exception as exc:
+                failure = exc
+            if failure is not None:
+                raise self._error(f"rolling back {name} failed", failure)
         return name
+
+    def _error(self, what: str, exc: Exception) -> MigrationError:
+        """A MigrationError for ``exc``, raised by the caller outside its except block."""
+        redact = self._target.redact
+        return chain(MigrationError(redact(f"{what}: {type(exc).__name__}: {exc}")), exc, redact)
 
     @contextmanager
     def _locked(self) -> Iterator[None]:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import sqlite3
 import threading
 from collections.abc import Callable
 from typing import Any, TypeVar
@@ -9,7 +10,7 @@ from typing import Any, TypeVar
 import peewee as pw
 
 from ._codec import decode_state, encode_state
-from ._database import DatabaseTarget, open_database
+from ._database import DatabaseTarget, chain, open_database
 from ._ids import new_id
 from ._migrations import MigrationRunner
 from ._statements import EQUALITY_FILTERS, Statement, Statements
@@ -37,6 +38,11 @@ _T = TypeVar("_T")
 # Bytes a MySQL INSERT needs besides the escaped state: the SQL text and the other columns
 # (name up to 1024 characters of 4 bytes, keys, id), with room to spare.
 _MYSQL_STATEMENT_OVERHEAD = 16 * 1024
+# psycopg2 sends bytes as the literal '\x<hex>': 2 characters a byte plus 2, and PostgreSQL's
+# scanner holds one literal in at most 2**29 - 1 characters (a doubling buffer that may not reach
+# 1 GiB). Measured on PostgreSQL 15: 268,435,000 bytes stored, 268,436,000 failed with "invalid
+# memory alloc request size 1073741824".
+_POSTGRES_MAX_STATE = (2**29 - 1 - 2) // 2
 # Bytes that PyMySQL escapes with a backslash when it inlines a bytes parameter.
 _MYSQL_ESCAPED = (b"\x00", b"\n", b"\r", b"\x1a", b"'", b'"', b"\\")
 
@@ -104,17 +110,17 @@ class PeeweeCheckpointProvider(CheckpointProvider):
             StorageError: the database could not be reached.
         """
         with self._ready_lock:
-            done = self._guard("migrate", self._migrations.migrate)
+            done = self._guard("migrate", self._migrations.migrate, retry=True)
             self._ready = True
         return done
 
     def pending_migrations(self) -> list[str]:
         """Names of shipped migrations not yet applied to the database."""
-        return self._guard("check migrations", self._migrations.pending)
+        return self._guard("check migrations", self._migrations.pending, retry=True)
 
     def applied_migrations(self) -> list[str]:
         """Names recorded in the package's migration history table."""
-        return self._guard("check migrations", self._migrations.applied) or []
+        return self._guard("check migrations", self._migrations.applied, retry=True) or []
 
     def rollback_migration(self) -> str:
         """Roll back the newest applied migration (peewee-migrate's rollback); returns its name."""
@@ -127,8 +133,10 @@ class PeeweeCheckpointProvider(CheckpointProvider):
             return
         with self._ready_lock:
             if not self._ready:
-                if not self._guard("check migrations", self._migrations.is_current):
-                    self._guard("migrate", self._migrations.migrate)
+                # Both are safe to repeat on a fresh connection: the check only reads, and
+                # the migration runs under a lock and skips what the history records.
+                if not self._guard("check migrations", self._migrations.is_current, retry=True):
+                    self._guard("migrate", self._migrations.migrate, retry=True)
                 self._ready = True
 
     # -- the provider interface -----------------------------------------------------------
@@ -154,6 +162,15 @@ class PeeweeCheckpointProvider(CheckpointProvider):
         self._ensure_ready()
         if self._target.backend == "mysql":
             self._check_packet_size(data)
+        elif self._target.backend == "sqlite":
+            self._check_sqlite_length(data)
+        elif len(data) > _POSTGRES_MAX_STATE:
+            raise StorageError(
+                f"the encoded state is {len(data)} bytes, more than PostgreSQL accepts in one "
+                f"value ({_POSTGRES_MAX_STATE} bytes: psycopg2 sends it as a hex literal, and "
+                f"the server parses at most 2**29 - 1 characters of one literal) on {self.url}; "
+                "nothing was written. Store a smaller state"
+            )
         params = self._sql.insert.params(
             {
                 "id": checkpoint_id,
@@ -252,7 +269,8 @@ class PeeweeCheckpointProvider(CheckpointProvider):
         statement = self._sql.delete
 
         def run() -> int:
-            return int(self._db.execute_sql(statement.sql, statement.params({"id": checkpoint_id})).rowcount)
+            params = statement.params({"id": checkpoint_id})
+            return int(self._db.execute_sql(statement.sql, params).rowcount)
 
         return self._guard("delete a checkpoint", run, retry=True) > 0
 
@@ -283,18 +301,21 @@ class PeeweeCheckpointProvider(CheckpointProvider):
         try:
             return run()
         except pw.PeeweeException as exc:
-            if retry and self._discard_if_broken():
-                try:
-                    return run()
-                except pw.PeeweeException as again:
-                    self._discard_if_broken()
-                    raise self._storage_error(action, again) from again
-            self._discard_if_broken()
-            raise self._storage_error(action, exc) from exc
+            failure = exc
+        if retry and self._discard_if_broken():
+            try:
+                return run()
+            except pw.PeeweeException as exc:
+                failure = exc
+        self._discard_if_broken()
+        # Raised here, outside the except blocks, so that the driver's error is chained only
+        # when it is safe to show (chain() checks it for the password).
+        raise self._storage_error(action, failure)
 
     def _storage_error(self, action: str, exc: BaseException) -> StorageError:
         message = f"could not {action} on {self.url}: {type(exc).__name__}: {exc}"
-        return StorageError(self._target.redact(message))
+        redact = self._target.redact
+        return chain(StorageError(redact(message)), exc, redact)
 
     def _discard_if_broken(self) -> bool:
         """Drop this thread's connection if the server closed it; True if one was dropped."""
@@ -311,14 +332,28 @@ class PeeweeCheckpointProvider(CheckpointProvider):
             try:
                 conn.total_changes  # noqa: B018 - raises once the connection is closed
                 broken = False
-            except Exception:  # noqa: BLE001 - sqlite3.ProgrammingError
+            except Exception:
                 broken = True
         if broken:
             try:
                 self._db.close()
-            except Exception:  # noqa: BLE001 - the connection is dead; forget it regardless
+            except Exception:
                 state.reset()
         return broken
+
+    def _check_sqlite_length(self, data: bytes) -> None:
+        """Refuse a state longer than this SQLite connection's SQLITE_LIMIT_LENGTH."""
+        conn = self._guard("connect", self._db.connection)
+        getlimit = getattr(conn, "getlimit", None)  # Python 3.11+
+        if getlimit is None:
+            return  # SQLite's own "string or blob too big" still refuses it, unnamed
+        limit = int(getlimit(getattr(sqlite3, "SQLITE_LIMIT_LENGTH", 0)))
+        if len(data) > limit:
+            raise StorageError(
+                f"the encoded state is {len(data)} bytes, more than SQLite's "
+                f"SQLITE_LIMIT_LENGTH ({limit} bytes) allows on {self.url}; nothing was "
+                "written. Store a smaller state"
+            )
 
     def _check_packet_size(self, data: bytes) -> None:
         """Refuse a state MySQL would reject as too large, before sending any of it."""

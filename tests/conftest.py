@@ -122,7 +122,7 @@ class _Servers:
             return pg.get_connection_url().replace("postgresql+psycopg2://", "postgresql://")
         from testcontainers.mysql import MySqlContainer
 
-        my = MySqlContainer("mysql:8.4", username="root", password="test")  # noqa: S106
+        my = MySqlContainer("mysql:8.4", username="root", password="test")
         my.start()
         self._containers.append(my)
         host, port = my.get_container_host_ip(), my.get_exposed_port(3306)

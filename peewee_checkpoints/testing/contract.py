@@ -23,7 +23,7 @@ def assert_same_json(actual: Any, expected: Any, path: str = "state") -> None:
             assert_same_json(actual[key], value, f"{path}[{key!r}]")
     elif isinstance(expected, list):
         assert len(actual) == len(expected), f"{path}: length differs"
-        for i, (a, e) in enumerate(zip(actual, expected)):
+        for i, (a, e) in enumerate(zip(actual, expected, strict=True)):
             assert_same_json(a, e, f"{path}[{i}]")
     elif isinstance(expected, float) and expected == 0.0:
         assert str(actual) == str(expected), f"{path}: {actual!r} != {expected!r}"  # -0.0
@@ -41,7 +41,8 @@ def _deep(depth: int) -> dict[str, Any]:
 def _chat(turns: int) -> dict[str, Any]:
     return {
         "messages": [
-            {"role": "user" if i % 2 else "assistant", "content": f"message {i}: " + "lorem ipsum " * (i % 7)}
+            {"role": "user" if i % 2 else "assistant",
+             "content": f"message {i}: " + "lorem ipsum " * (i % 7)}
             for i in range(turns)
         ]
     }
@@ -108,7 +109,9 @@ class CheckpointProviderContract:
                                        session_id="s1", agent_type="coder",
                                        created_at=1_700_000_000_123)
 
-    def test_defaults_are_empty_session_and_type_and_now(self, provider: CheckpointProvider) -> None:
+    def test_defaults_are_empty_session_and_type_and_now(
+        self, provider: CheckpointProvider
+    ) -> None:
         start = now_ms()
         cid = provider.store_checkpoint(NamedCheckpoint(name="n", agent_id="a", state={}))
         got = provider.retrieve_checkpoint(cid)
@@ -117,7 +120,9 @@ class CheckpointProviderContract:
         assert start <= got.created_at <= now_ms()
 
     @pytest.mark.parametrize("label", list(TRICKY_STATES))
-    def test_tricky_state_round_trips_exactly(self, provider: CheckpointProvider, label: str) -> None:
+    def test_tricky_state_round_trips_exactly(
+        self, provider: CheckpointProvider, label: str
+    ) -> None:
         state = TRICKY_STATES[label]
         cid = provider.store_checkpoint(_cp(state=state))
         got = provider.retrieve_checkpoint(cid)
@@ -186,7 +191,9 @@ class CheckpointProviderContract:
 
     # -- listing --------------------------------------------------------------------------
 
-    def test_list_returns_items_without_state_newest_first(self, provider: CheckpointProvider) -> None:
+    def test_list_returns_items_without_state_newest_first(
+        self, provider: CheckpointProvider
+    ) -> None:
         ids = [provider.store_checkpoint(_cp(name=f"n{i}", created_at=1000 + i)) for i in range(5)]
         items = provider.list_checkpoints()
         assert [i.id for i in items] == list(reversed(ids))
@@ -195,12 +202,15 @@ class CheckpointProviderContract:
         assert items[0] == CheckpointListItem(id=ids[4], name="n4", agent_id="agent",
                                               session_id="", agent_type="", created_at=1004)
 
-    def test_list_breaks_created_at_ties_by_id_descending(self, provider: CheckpointProvider) -> None:
+    def test_list_breaks_created_at_ties_by_id_descending(
+        self, provider: CheckpointProvider
+    ) -> None:
         for i in range(30):
             provider.store_checkpoint(_cp(name=f"n{i}", created_at=5000 + i % 3))
         items = provider.list_checkpoints()
         assert len(items) == 30
-        assert [_order_key(i) for i in items] == sorted((_order_key(i) for i in items), reverse=True)
+        keys = [_order_key(i) for i in items]
+        assert keys == sorted(keys, reverse=True)
         assert provider.list_checkpoints() == items  # stable
 
     def test_each_filter_matches_exactly_and_filters_combine_with_and(
@@ -274,7 +284,9 @@ class CheckpointProviderContract:
         assert [i.id for i in provider.list_checkpoints(agent_id=value)] == [cid]
         assert [i.id for i in provider.list_checkpoints(session_id=value)] == [cid]
 
-    def test_a_filter_value_no_row_can_hold_matches_nothing(self, provider: CheckpointProvider) -> None:
+    def test_a_filter_value_no_row_can_hold_matches_nothing(
+        self, provider: CheckpointProvider
+    ) -> None:
         provider.store_checkpoint(_cp())
         assert provider.list_checkpoints(agent_id="a\x00") == []
         assert provider.list_checkpoints(agent_id="x" * 5000) == []
@@ -328,7 +340,7 @@ class CheckpointProviderContract:
                     provider.list_checkpoints(agent_id=f"t{n}", limit=5)
                     with lock:
                         stored.append(cid)
-            except BaseException as exc:  # noqa: BLE001 - reported below
+            except BaseException as exc:
                 errors.append(exc)
 
         threads = [threading.Thread(target=work, args=(n,)) for n in range(8)]
