@@ -14,11 +14,12 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from conftest import make_db_url
 
 from peewee_checkpoints import NamedCheckpoint, PeeweeCheckpointProvider, StoredCheckpoint
 from peewee_checkpoints._ids import new_id
 from peewee_checkpoints.cli import local_time
+
+from .conftest import make_db_url
 
 REPO = Path(__file__).resolve().parent.parent
 EXAMPLE = REPO / "examples" / "checkpoint.json"
