@@ -16,13 +16,14 @@ from .interface import CheckpointProvider
 from .memory import MemoryCheckpointProvider
 from .model import Checkpoint
 from .peewee_provider import PeeweeCheckpointProvider
-from .records import CheckpointListItem, NamedCheckpoint, StoredCheckpoint
+from .records import CheckpointListItem, CheckpointPage, NamedCheckpoint, StoredCheckpoint
 
 __all__ = [
     "AsyncCheckpointProvider",
     "Checkpoint",
     "CheckpointError",
     "CheckpointListItem",
+    "CheckpointPage",
     "CheckpointProvider",
     "ConfigError",
     "InvalidCheckpointError",

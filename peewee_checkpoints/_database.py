@@ -13,6 +13,7 @@ from urllib.parse import unquote, urlparse
 
 import peewee as pw
 from playhouse import db_url as pw_db_url
+from playhouse.pool import PooledDatabase
 
 from .errors import ConfigError
 
@@ -141,6 +142,10 @@ class _TrackedConnections:
             failure = pw.OperationalError(f"could not connect: {detail}")
         if failure is not None:
             raise failure
+        if isinstance(self, PooledDatabase):
+            # The pool hands its connections out again and again and owns their lifecycle;
+            # its own close_all() closes every one of them.
+            return conn
         with self._pc_lock:
             alive = []
             for thread, other in self._pc_conns:
@@ -159,6 +164,9 @@ class _TrackedConnections:
 
     def close_all(self) -> None:
         """Close every connection this database opened, in every thread."""
+        if isinstance(self, PooledDatabase):
+            super().close_all()  # type: ignore[misc]
+            return
         with self._pc_lock:
             conns, self._pc_conns = self._pc_conns, []
         for _thread, conn in conns:

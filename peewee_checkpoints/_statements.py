@@ -19,8 +19,16 @@ from .model import Checkpoint
 LIST_COLUMNS = ("id", "name", "agent_id", "session_id", "agent_type", "created_at")
 #: Columns of a full row, in the order of StoredCheckpoint's fields.
 ROW_COLUMNS = ("id", "name", "agent_id", "state", "session_id", "agent_type", "created_at")
+#: What is written and read back for a checkpoint: its fields, then how ``state`` is encoded.
+STORED_COLUMNS = (*ROW_COLUMNS, "state_codec")
+#: Columns that place a row in the listing order; prune reads these only.
+KEY_COLUMNS = ("created_at", "id")
 #: Filters of list_checkpoints that compare a column for equality.
 EQUALITY_FILTERS = ("agent_id", "session_id", "agent_type")
+#: Every filter name :meth:`Statements.list` understands: the equality filters, the strict
+#: bounds ``before``/``after``, ``since`` (created_at >= value, for prune's dry run) and
+#: ``cursor`` (keyset: strictly after the row at ``cursor_at``/``cursor_id`` in listing order).
+FILTERS = (*EQUALITY_FILTERS, "before", "after", "since", "cursor")
 
 
 class _Param:
@@ -67,35 +75,90 @@ class Statements:
         m = model
         # returning() with no columns: PostgreSQL would otherwise send the id back for nothing.
         self.insert = _compile(
-            database, m.insert({getattr(m, c): _p(c) for c in ROW_COLUMNS}).returning()
+            database, m.insert({getattr(m, c): _p(c) for c in STORED_COLUMNS}).returning()
         )
         self.retrieve = _compile(
             database,
-            m.select(*(getattr(m, c) for c in ROW_COLUMNS)).where(m.id == _p("id")),
+            m.select(*(getattr(m, c) for c in STORED_COLUMNS)).where(m.id == _p("id")),
         )
         self.delete = _compile(database, m.delete().where(m.id == _p("id")))
         self.exists = _compile(database, m.select(m.id).where(m.id == _p("id")))
-        self._lists: dict[tuple[tuple[str, ...], bool], Statement] = {}
+        # The next agents in agent_id order after ``agent``; GROUP BY on the agent index stops
+        # after ``limit`` groups, so prune walks the agents in bounded steps.
+        self.agents = _compile(
+            database,
+            m.select(m.agent_id).where(m.agent_id > _p("agent"))
+            .group_by(m.agent_id).order_by(m.agent_id).limit(_p("limit")),
+        )
+        # The (created_at, id) of an agent's checkpoint at a given rank, newest first: prune's
+        # cutoff for keep_last_per_agent (cost grows with the rank kept, not the table).
+        self.agent_rank = _compile(
+            database,
+            m.select(m.created_at, m.id).where(m.agent_id == _p("agent_id"))
+            .order_by(m.created_at.desc(), m.id.desc()).limit(_p("one")).offset(_p("offset")),
+        )
+        self._lists: dict[tuple[tuple[str, ...], bool, tuple[str, ...]], Statement] = {}
+        self._counts: dict[tuple[str, ...], Statement] = {}
+        self._deletes: dict[int, Statement] = {}
 
-    def list(self, filters: Sequence[str], *, limited: bool) -> Statement:
+    def _where(self, query: pw.Query, filters: Sequence[str]) -> pw.Query:
+        m = self._model
+        for name in filters:
+            if name == "before":
+                query = query.where(m.created_at < _p(name))
+            elif name == "after":
+                query = query.where(m.created_at > _p(name))
+            elif name == "since":
+                query = query.where(m.created_at >= _p(name))
+            elif name == "cursor":
+                # Keyset: rows after (cursor_at, cursor_id) in (created_at DESC, id DESC) order.
+                # The redundant ``created_at <= cursor_at`` is what lets every backend start
+                # the index scan at the cursor instead of filtering from the newest row (an
+                # OR alone, or a row-value comparison on MySQL, is not used as a range).
+                query = query.where(
+                    (m.created_at <= _p("cursor_at"))
+                    & ((m.created_at < _p("cursor_at"))
+                       | ((m.created_at == _p("cursor_at")) & (m.id < _p("cursor_id"))))
+                )
+            else:
+                query = query.where(getattr(m, name) == _p(name))
+        return query
+
+    def list(
+        self, filters: Sequence[str], *, limited: bool, columns: tuple[str, ...] = LIST_COLUMNS
+    ) -> Statement:
         """The listing for this combination of filters, newest first.
 
-        ``filters`` are names from EQUALITY_FILTERS plus ``before`` and ``after``.
+        ``filters`` are names from :data:`FILTERS`; ``columns`` defaults to a listing's.
         """
-        key = (tuple(filters), limited)
+        key = (tuple(filters), limited, columns)
         statement = self._lists.get(key)
         if statement is None:
             m = self._model
-            query = m.select(*(getattr(m, c) for c in LIST_COLUMNS))
-            for name in filters:
-                if name == "before":
-                    query = query.where(m.created_at < _p(name))
-                elif name == "after":
-                    query = query.where(m.created_at > _p(name))
-                else:
-                    query = query.where(getattr(m, name) == _p(name))
+            query = self._where(m.select(*(getattr(m, c) for c in columns)), filters)
             query = query.order_by(m.created_at.desc(), m.id.desc())
             if limited:
                 query = query.limit(_p("limit"))
             statement = self._lists[key] = _compile(self._db, query)
+        return statement
+
+    def count(self, filters: Sequence[str]) -> Statement:
+        """``SELECT COUNT(*)`` of the rows these filters (names from FILTERS) match."""
+        key = tuple(filters)
+        statement = self._counts.get(key)
+        if statement is None:
+            m = self._model
+            query = self._where(m.select(pw.fn.COUNT(pw.SQL("*"))), filters)
+            statement = self._counts[key] = _compile(self._db, query)
+        return statement
+
+    def delete_ids(self, count: int) -> Statement:
+        """``DELETE ... WHERE id IN (...)`` for ``count`` ids named ``id0``, ``id1``, ..."""
+        statement = self._deletes.get(count)
+        if statement is None:
+            m = self._model
+            query = m.delete().where(m.id.in_([_p(f"id{i}") for i in range(count)]))
+            statement = _compile(self._db, query)
+            if len(self._deletes) < 4:  # the full batch size, and a few last-batch sizes
+                self._deletes[count] = statement
         return statement

@@ -80,3 +80,22 @@ def check_limit(value: object) -> None:
     """Validate a ``limit`` (None or a non-negative int)."""
     if value is not None and (type(value) is not int or value < 0):
         raise InvalidCheckpointError("limit must be a non-negative int or None")
+
+
+def check_page_limit(value: object) -> None:
+    """Validate a page size: a positive int (a page of 0 would never advance)."""
+    if type(value) is not int or value < 1:
+        raise InvalidCheckpointError("limit must be a positive int for page_checkpoints")
+
+
+def check_prune_rules(before: object, keep_last_per_agent: object) -> None:
+    """Validate prune's rules; at least one must be given, so prune() never empties a store."""
+    check_bound("before", before)
+    if keep_last_per_agent is not None and (
+        type(keep_last_per_agent) is not int or keep_last_per_agent < 0
+    ):
+        raise InvalidCheckpointError("keep_last_per_agent must be a non-negative int or None")
+    if before is None and keep_last_per_agent is None:
+        raise InvalidCheckpointError(
+            "prune needs a rule: before=<epoch ms> and/or keep_last_per_agent=<count>"
+        )

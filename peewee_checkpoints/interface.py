@@ -3,15 +3,21 @@
 from __future__ import annotations
 
 from abc import ABC, abstractmethod
+from collections.abc import Iterator
 from types import TracebackType
 from typing import TypeVar
 
+from ._cursor import decode_cursor, encode_cursor
+from ._validation import check_page_limit, check_prune_rules
 from .errors import CheckpointError
-from .records import CheckpointListItem, NamedCheckpoint, StoredCheckpoint
+from .records import CheckpointListItem, CheckpointPage, NamedCheckpoint, StoredCheckpoint
 
 __all__ = ["CheckpointProvider"]
 
 _P = TypeVar("_P", bound="CheckpointProvider")
+
+#: Page size iter_checkpoints and prune use: memory stays bounded by one page.
+ITER_PAGE_SIZE = 500
 
 
 class CheckpointProvider(ABC):
@@ -20,6 +26,9 @@ class CheckpointProvider(ABC):
     Implementations must be safe to call from several threads at once. A provider is a context
     manager: leaving the ``with`` block calls :meth:`close`.
     """
+
+    iter_page_size: int = ITER_PAGE_SIZE
+    """Checkpoints :meth:`iter_checkpoints` reads per page (its memory bound)."""
 
     @abstractmethod
     def store_checkpoint(self, checkpoint: NamedCheckpoint) -> str:
@@ -73,6 +82,123 @@ class CheckpointProvider(ABC):
     @abstractmethod
     def close(self) -> None:
         """Release connections and other resources."""
+
+    # -- paging and retention -------------------------------------------------------------
+    # Generic versions built on list_checkpoints and delete_checkpoint, so that every provider
+    # has them; a provider with a database behind it should override them with queries that
+    # seek to the cursor (see PeeweeCheckpointProvider).
+
+    def page_checkpoints(
+        self,
+        *,
+        agent_id: str | None = None,
+        session_id: str | None = None,
+        agent_type: str | None = None,
+        before: int | None = None,
+        after: int | None = None,
+        limit: int = 50,
+        cursor: str | None = None,
+    ) -> CheckpointPage:
+        """Return one page of the listing, and the cursor of the next one.
+
+        Items come in the order of :meth:`list_checkpoints` (``created_at`` descending, ties by
+        id descending). Start with ``cursor=None`` and pass each page's ``next_cursor`` to get
+        the next page; walking until ``next_cursor`` is None yields every matching checkpoint
+        exactly once, even when many share a ``created_at``.
+
+        Args:
+            limit: most items on the page, a positive int.
+            cursor: ``next_cursor`` of the previous page, or None for the first page.
+
+        Raises:
+            InvalidCheckpointError: a malformed cursor, limit or filter.
+        """
+        check_page_limit(limit)
+        position = decode_cursor(cursor) if cursor is not None else None
+        bound = before
+        if position is not None:
+            # Everything at or below the cursor's created_at, then skip the ties at or above it.
+            bound = position[0] + 1 if before is None else min(before, position[0] + 1)
+        fetch = limit + 1
+        while True:
+            rows = self.list_checkpoints(agent_id=agent_id, session_id=session_id,
+                                         agent_type=agent_type, before=bound, after=after,
+                                         limit=fetch)
+            items = rows
+            if position is not None:
+                items = [r for r in rows if (r.created_at, r.id) < position]
+            # Stop when a page and one more are found, or the listing ran out; otherwise the
+            # cursor sat behind many ties: fetch twice as many and look again.
+            if len(items) > limit or len(rows) < fetch:
+                break
+            fetch *= 2
+        if len(items) > limit:
+            last = items[limit - 1]
+            return CheckpointPage(items[:limit], encode_cursor(last.created_at, last.id))
+        return CheckpointPage(items, None)
+
+    def iter_checkpoints(
+        self,
+        *,
+        agent_id: str | None = None,
+        session_id: str | None = None,
+        agent_type: str | None = None,
+        before: int | None = None,
+        after: int | None = None,
+    ) -> Iterator[CheckpointListItem]:
+        """Yield every matching checkpoint in listing order, one page in memory at a time.
+
+        Filters are those of :meth:`list_checkpoints`. Checkpoints stored or deleted while
+        iterating may or may not be seen, but none is yielded twice.
+        """
+        cursor: str | None = None
+        while True:
+            page = self.page_checkpoints(agent_id=agent_id, session_id=session_id,
+                                         agent_type=agent_type, before=before, after=after,
+                                         limit=self.iter_page_size, cursor=cursor)
+            yield from page.items
+            if page.next_cursor is None:
+                return
+            cursor = page.next_cursor
+
+    def prune(
+        self,
+        *,
+        before: int | None = None,
+        keep_last_per_agent: int | None = None,
+        dry_run: bool = False,
+    ) -> int:
+        """Delete old checkpoints; returns how many were (with ``dry_run``, would be) deleted.
+
+        Args:
+            before: delete checkpoints with ``created_at`` strictly before this (epoch ms).
+            keep_last_per_agent: delete all but the newest this many of each ``agent_id``.
+            dry_run: count only; delete nothing.
+
+        When both rules are given a checkpoint goes if either rule removes it. Deletion runs
+        in small batches, so other writers are never locked out for long.
+
+        Raises:
+            InvalidCheckpointError: neither rule is given, or one is not a valid value.
+        """
+        check_prune_rules(before, keep_last_per_agent)
+        seen: dict[str, int] = {}
+        count = 0
+        batch: list[str] = []
+        for item in self.iter_checkpoints():
+            rank = seen.get(item.agent_id, 0)
+            seen[item.agent_id] = rank + 1
+            if (before is not None and item.created_at < before) or (
+                keep_last_per_agent is not None and rank >= keep_last_per_agent
+            ):
+                if dry_run:
+                    count += 1
+                else:
+                    batch.append(item.id)
+            if len(batch) >= self.iter_page_size:
+                count += sum(self.delete_checkpoint(i) for i in batch)
+                batch.clear()
+        return count + sum(self.delete_checkpoint(i) for i in batch)
 
     def __enter__(self: _P) -> _P:
         return self

@@ -6,7 +6,7 @@ import peewee as pw
 
 __all__ = ["TABLE_NAME", "Checkpoint", "bind_model", "database_proxy"]
 
-#: The table that migrations/001_initial.py creates.
+#: The table that migrations/001_initial.py creates (002 adds ``state_codec``).
 TABLE_NAME = "peewee_checkpoints"
 
 #: The proxy the module-level :class:`Checkpoint` is bound to. Providers do not use it: each
@@ -26,7 +26,9 @@ class Checkpoint(pw.Model):
     agent_type = pw.CharField(max_length=255, default="")
     created_at = pw.BigIntegerField()
     state = pw.BlobField()
-    """UTF-8 JSON bytes of the agent's state."""
+    """The agent's state: UTF-8 JSON bytes, encoded as ``state_codec`` says."""
+    state_codec = pw.SmallIntegerField(default=0)
+    """How ``state`` is encoded: 0 plain JSON (every row written by 0.1.0), 1 zstd of JSON."""
 
     class Meta:
         database = database_proxy

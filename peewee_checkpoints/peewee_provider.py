@@ -4,16 +4,18 @@ from __future__ import annotations
 
 import sqlite3
 import threading
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from typing import Any, TypeVar
 
 import peewee as pw
+from playhouse.pool import MaxConnectionsExceeded, PooledDatabase
 
-from ._codec import decode_state, encode_state
+from ._codec import pack_state, unpack_state
+from ._cursor import decode_cursor, encode_cursor
 from ._database import DatabaseTarget, chain, open_database
 from ._ids import new_id
 from ._migrations import MigrationRunner
-from ._statements import EQUALITY_FILTERS, Statement, Statements
+from ._statements import FILTERS, KEY_COLUMNS, Statement, Statements
 from ._validation import (
     MAX_CREATED_AT,
     MAX_ID_LENGTH,
@@ -21,12 +23,20 @@ from ._validation import (
     check_checkpoint,
     check_text,
     check_limit,
+    check_page_limit,
+    check_prune_rules,
     is_storable_key,
 )
 from .errors import InvalidCheckpointError, StorageError
 from .interface import CheckpointProvider
 from .model import Checkpoint, bind_model
-from .records import CheckpointListItem, NamedCheckpoint, StoredCheckpoint
+from .records import (
+    CheckpointListItem,
+    CheckpointPage,
+    NamedCheckpoint,
+    StoredCheckpoint,
+    list_items,
+)
 
 __all__ = ["DEFAULT_DB_URL", "PeeweeCheckpointProvider"]
 
@@ -45,6 +55,13 @@ _MYSQL_STATEMENT_OVERHEAD = 16 * 1024
 _POSTGRES_MAX_STATE = (2**29 - 1 - 2) // 2
 # Bytes that PyMySQL escapes with a backslash when it inlines a bytes parameter.
 _MYSQL_ESCAPED = (b"\x00", b"\n", b"\r", b"\x1a", b"'", b'"', b"\\")
+# Agents prune reads per query when applying keep_last_per_agent.
+_AGENT_BATCH = 500
+
+
+def _filters(values: dict[str, Any]) -> list[str]:
+    """The filter names present in ``values``, in the order statements are cached under."""
+    return [name for name in FILTERS if name in values]
 
 
 class PeeweeCheckpointProvider(CheckpointProvider):
@@ -62,6 +79,10 @@ class PeeweeCheckpointProvider(CheckpointProvider):
         ConfigError: ``db_url`` is malformed or names an unsupported backend.
     """
 
+    prune_batch: int = 500
+    """Rows prune deletes per statement. Each DELETE commits on its own, so no lock is held for
+    long, and the id list stays under SQLite's oldest limit of 999 bound parameters."""
+
     def __init__(self, db_url: str = DEFAULT_DB_URL) -> None:
         self._target: DatabaseTarget = open_database(db_url)
         self._db = self._target.database
@@ -71,6 +92,7 @@ class PeeweeCheckpointProvider(CheckpointProvider):
         self._ready = False
         self._ready_lock = threading.Lock()
         self._max_packet: int | None = None
+        self._pooled = isinstance(self._db, PooledDatabase)
 
     # -- introspection --------------------------------------------------------------------
 
@@ -144,9 +166,9 @@ class PeeweeCheckpointProvider(CheckpointProvider):
     def store_checkpoint(self, checkpoint: NamedCheckpoint) -> str:
         """Store ``checkpoint``; returns its new id (a 26-character ULID)."""
         check_checkpoint(checkpoint)
-        data = encode_state(checkpoint.state)
+        codec, data = pack_state(checkpoint.state)
         checkpoint_id = new_id()
-        if not self._insert(checkpoint_id, checkpoint, data):
+        if not self._insert(checkpoint_id, checkpoint, data, codec):
             raise StorageError(f"id {checkpoint_id} already exists on {self.url}")
         return checkpoint_id
 
@@ -155,9 +177,12 @@ class PeeweeCheckpointProvider(CheckpointProvider):
         check_text("id", checkpoint.id, MAX_ID_LENGTH, allow_empty=False)
         named = checkpoint.to_named()
         check_checkpoint(named)
-        return self._insert(checkpoint.id, named, encode_state(checkpoint.state))
+        codec, data = pack_state(checkpoint.state)
+        return self._insert(checkpoint.id, named, data, codec)
 
-    def _insert(self, checkpoint_id: str, checkpoint: NamedCheckpoint, data: bytes) -> bool:
+    def _insert(
+        self, checkpoint_id: str, checkpoint: NamedCheckpoint, data: bytes, codec: int
+    ) -> bool:
         """INSERT one row; True if written, False if a row with this id already existed."""
         self._ensure_ready()
         if self._target.backend == "mysql":
@@ -180,8 +205,10 @@ class PeeweeCheckpointProvider(CheckpointProvider):
                 "session_id": checkpoint.session_id,
                 "agent_type": checkpoint.agent_type,
                 "created_at": checkpoint.created_at,
+                "state_codec": codec,
             }
         )
+        del data  # the parameter list holds the only reference the driver needs
         attempts = 0
 
         def run() -> bool:
@@ -211,8 +238,8 @@ class PeeweeCheckpointProvider(CheckpointProvider):
         row = self._query_one(self._sql.retrieve, {"id": checkpoint_id})
         if row is None:
             return None
-        values = list(row)
-        values[3] = decode_state(values[3])
+        *values, codec = row
+        values[3] = unpack_state(codec, values[3])
         return StoredCheckpoint(*values)
 
     def list_checkpoints(
@@ -226,6 +253,94 @@ class PeeweeCheckpointProvider(CheckpointProvider):
         limit: int | None = None,
     ) -> list[CheckpointListItem]:
         """List matching checkpoints newest first (ties by id, descending), without states."""
+        check_limit(limit)
+        values = self._filter_values(agent_id, session_id, agent_type, before, after)
+        if values is None or limit == 0:
+            return []
+        if limit is not None:
+            values["limit"] = limit
+        statement = self._sql.list(_filters(values), limited=limit is not None)
+        self._ensure_ready()
+        rows = self._query_all(statement, values)
+        return list_items(rows)
+
+    def page_checkpoints(
+        self,
+        *,
+        agent_id: str | None = None,
+        session_id: str | None = None,
+        agent_type: str | None = None,
+        before: int | None = None,
+        after: int | None = None,
+        limit: int = 50,
+        cursor: str | None = None,
+    ) -> CheckpointPage:
+        """One page of the listing and the cursor of the next (see CheckpointProvider).
+
+        One indexed query that seeks to the cursor: a page costs the same at any depth and
+        any table size, unlike OFFSET, which reads every row it skips.
+        """
+        check_page_limit(limit)
+        position = decode_cursor(cursor) if cursor is not None else None
+        values = self._filter_values(agent_id, session_id, agent_type, before, after)
+        if values is None:
+            return CheckpointPage([], None)
+        self._ensure_ready()
+        return self._page(values, limit, position)
+
+    def iter_checkpoints(
+        self,
+        *,
+        agent_id: str | None = None,
+        session_id: str | None = None,
+        agent_type: str | None = None,
+        before: int | None = None,
+        after: int | None = None,
+    ) -> Iterator[CheckpointListItem]:
+        """Yield every match newest first, reading ``iter_page_size`` rows per query."""
+        # Checked now, not at the first next(): a bad filter fails where it was passed.
+        values = self._filter_values(agent_id, session_id, agent_type, before, after)
+        return self._iterate(values)
+
+    def _iterate(self, values: dict[str, Any] | None) -> Iterator[CheckpointListItem]:
+        if values is None:
+            return
+        self._ensure_ready()
+        position: tuple[int, str] | None = None
+        while True:
+            page = self._page(values, self.iter_page_size, position)
+            yield from page.items
+            if page.next_cursor is None:
+                return
+            last = page.items[-1]
+            position = (last.created_at, last.id)
+
+    def _page(
+        self, values: dict[str, Any], limit: int, position: tuple[int, str] | None
+    ) -> CheckpointPage:
+        values = dict(values)
+        if position is not None:
+            values["cursor"] = True
+            values["cursor_at"], values["cursor_id"] = position
+        # One row more than the page tells whether another page follows.
+        values["limit"] = limit + 1
+        statement = self._sql.list(_filters(values), limited=True)
+        rows = self._query_all(statement, values)
+        items = list_items(rows[:limit])
+        if len(rows) > limit:
+            last = items[-1]
+            return CheckpointPage(items, encode_cursor(last.created_at, last.id))
+        return CheckpointPage(items, None)
+
+    def _filter_values(
+        self,
+        agent_id: str | None,
+        session_id: str | None,
+        agent_type: str | None,
+        before: int | None,
+        after: int | None,
+    ) -> dict[str, Any] | None:
+        """Validated filter values by name, or None when no stored row can match them."""
         values: dict[str, Any] = {}
         for name, value in (
             ("agent_id", agent_id),
@@ -237,29 +352,101 @@ class PeeweeCheckpointProvider(CheckpointProvider):
             if not isinstance(value, str):
                 raise InvalidCheckpointError(f"{name} filter must be a str or None")
             if not is_storable_key(value):
-                return []  # no stored row can hold this value
+                return None  # no stored row can hold this value
             values[name] = value
         check_bound("before", before)
         check_bound("after", after)
-        check_limit(limit)
         # Bounds outside the column's range would overflow a BIGINT parameter on the servers.
         if before is not None and before <= MAX_CREATED_AT:
             if before <= 0:
-                return []
+                return None
             values["before"] = before
         if after is not None and after >= 0:
             if after >= MAX_CREATED_AT:
-                return []
+                return None
             values["after"] = after
-        if limit == 0:
-            return []
-        if limit is not None:
-            values["limit"] = limit
-        filters = [n for n in (*EQUALITY_FILTERS, "before", "after") if n in values]
-        statement = self._sql.list(filters, limited=limit is not None)
+        return values
+
+    def prune(
+        self,
+        *,
+        before: int | None = None,
+        keep_last_per_agent: int | None = None,
+        dry_run: bool = False,
+    ) -> int:
+        """Delete old checkpoints in batches; returns how many were (or would be) deleted.
+
+        See :meth:`CheckpointProvider.prune`. Rows go in batches of ``prune_batch`` ids, one
+        autocommitted DELETE each, found by walking the listing indexes with a keyset, so
+        neither the lock held nor the memory used grows with the number of rows removed.
+        """
+        check_prune_rules(before, keep_last_per_agent)
         self._ensure_ready()
-        rows = self._query_all(statement, values)
-        return [CheckpointListItem(*row) for row in rows]
+        # Bounds past the column's range: every row is before it; none is before 0.
+        old: dict[str, Any] | None = None
+        if before is not None and before > 0:
+            old = {"before": before} if before <= MAX_CREATED_AT else {}
+        count = 0
+        # A before past every created_at removes everything: the keep rule adds nothing.
+        if keep_last_per_agent is not None and old != {}:
+            # In a dry run the rows both rules remove are counted once, with the before rule.
+            since = {"since": before} if dry_run and old and before is not None else {}
+            count += self._prune_per_agent(keep_last_per_agent, since, dry_run)
+        if old is not None:
+            count += self._remove(old, None, dry_run)
+        return count
+
+    def _prune_per_agent(self, keep: int, extra: dict[str, Any], dry_run: bool) -> int:
+        count = 0
+        agent = ""  # agent_id is never empty, so every agent sorts after ""
+        while True:
+            rows = self._query_all(self._sql.agents, {"agent": agent, "limit": _AGENT_BATCH})
+            for (agent_id,) in rows:
+                values = {"agent_id": agent_id, **extra}
+                position: tuple[int, str] | None = None
+                if keep > 0:
+                    # The last checkpoint kept; everything after it in listing order goes.
+                    kept = self._query_one(self._sql.agent_rank,
+                                           {"agent_id": agent_id, "one": 1, "offset": keep - 1})
+                    if kept is None:
+                        continue
+                    position = (kept[0], kept[1])
+                count += self._remove(values, position, dry_run)
+            if len(rows) < _AGENT_BATCH:
+                return count
+            agent = rows[-1][0]
+
+    def _remove(
+        self, values: dict[str, Any], position: tuple[int, str] | None, dry_run: bool
+    ) -> int:
+        """Delete (or count) the rows matching ``values`` after ``position`` in listing order."""
+        if dry_run:
+            values = dict(values)
+            if position is not None:
+                values["cursor"] = True
+                values["cursor_at"], values["cursor_id"] = position
+            row = self._query_one(self._sql.count(_filters(values)), values)
+            return int(row[0])
+        removed = 0
+        while True:
+            batch = dict(values, limit=self.prune_batch)
+            if position is not None:
+                batch["cursor"] = True
+                batch["cursor_at"], batch["cursor_id"] = position
+            statement = self._sql.list(_filters(batch), limited=True, columns=KEY_COLUMNS)
+            keys = self._query_all(statement, batch)
+            if not keys:
+                return removed
+            delete = self._sql.delete_ids(len(keys))
+            params = delete.params({f"id{i}": key[1] for i, key in enumerate(keys)})
+
+            def run(statement: Statement = delete, params: list[Any] = params) -> int:
+                return int(self._db.execute_sql(statement.sql, params).rowcount)
+
+            removed += self._guard("prune checkpoints", run, retry=True)
+            if len(keys) < self.prune_batch:
+                return removed
+            position = (keys[-1][0], keys[-1][1])
 
     def delete_checkpoint(self, checkpoint_id: str) -> bool:
         """Delete the checkpoint with this id; True if a row was removed."""
@@ -299,18 +486,33 @@ class PeeweeCheckpointProvider(CheckpointProvider):
         on a fresh connection (reads, and writes that are idempotent by id).
         """
         try:
-            return run()
-        except pw.PeeweeException as exc:
-            failure = exc
-        if retry and self._discard_if_broken():
             try:
                 return run()
-            except pw.PeeweeException as exc:
-                failure = exc
-        self._discard_if_broken()
-        # Raised here, outside the except blocks, so that the driver's error is chained only
-        # when it is safe to show (chain() checks it for the password).
-        raise self._storage_error(action, failure)
+            except (pw.PeeweeException, MaxConnectionsExceeded) as exc:
+                failure: BaseException = exc
+            if retry and self._discard_if_broken():
+                try:
+                    return run()
+                except (pw.PeeweeException, MaxConnectionsExceeded) as exc:
+                    failure = exc
+            self._discard_if_broken()
+            # Raised here, outside the except blocks, so that the driver's error is chained
+            # only when it is safe to show (chain() checks it for the password).
+            raise self._storage_error(action, failure)
+        finally:
+            if self._pooled:
+                self._release()
+
+    def _release(self) -> None:
+        """Give a pooled connection back after each operation.
+
+        Threads that end (a thread per request) would otherwise keep theirs until the pool
+        ran out; checking one out and in costs no round trip.
+        """
+        try:
+            self._db.close()
+        except Exception:  # a connection that fails to close is gone either way: forget it
+            self._db._state.reset()  # type: ignore[attr-defined]
 
     def _storage_error(self, action: str, exc: BaseException) -> StorageError:
         message = f"could not {action} on {self.url}: {type(exc).__name__}: {exc}"

@@ -94,7 +94,7 @@ def test_list_uses_an_index_for_the_filtered_newest_first_order(
 def test_providers_with_different_urls_in_one_process_are_independent(
     servers: Any, tmp_path_factory: pytest.TempPathFactory
 ) -> None:
-    from conftest import make_db_url
+    from tests.conftest import make_db_url
 
     sqlite_urls = make_db_url("sqlite", servers, tmp_path_factory)
     pg_urls = make_db_url("postgres", servers, tmp_path_factory)

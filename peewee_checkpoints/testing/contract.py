@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import base64
 import datetime
 import threading
 import uuid
@@ -11,7 +12,13 @@ import pytest
 
 from ..errors import CheckpointError, InvalidCheckpointError
 from ..interface import CheckpointProvider
-from ..records import CheckpointListItem, NamedCheckpoint, StoredCheckpoint, now_ms
+from ..records import (
+    CheckpointListItem,
+    CheckpointPage,
+    NamedCheckpoint,
+    StoredCheckpoint,
+    now_ms,
+)
 
 
 def assert_same_json(actual: Any, expected: Any, path: str = "state") -> None:
@@ -86,6 +93,21 @@ def _cp(**overrides: Any) -> NamedCheckpoint:
 
 def _order_key(item: CheckpointListItem) -> tuple[int, str]:
     return (item.created_at, item.id)
+
+
+def _walk(provider: CheckpointProvider, limit: int, cursor: str | None = None,
+          **filters: Any) -> list[CheckpointPage]:
+    """Every page from ``cursor`` (None: the first page) until next_cursor is None."""
+    pages = [provider.page_checkpoints(limit=limit, cursor=cursor, **filters)]
+    while pages[-1].next_cursor is not None:
+        assert len(pages) < 1000, "paging does not end"
+        pages.append(provider.page_checkpoints(limit=limit, cursor=pages[-1].next_cursor,
+                                               **filters))
+    return pages
+
+
+def _ids(provider: CheckpointProvider) -> set[str]:
+    return {i.id for i in provider.list_checkpoints()}
 
 
 class CheckpointProviderContract:
@@ -324,6 +346,173 @@ class CheckpointProviderContract:
         assert [i.id for i in provider.list_checkpoints()] == [cp.id]
         with pytest.raises(InvalidCheckpointError):
             provider.import_checkpoint(StoredCheckpoint(**{**cp.__dict__, "id": ""}))
+
+    # -- paging ---------------------------------------------------------------------------
+
+    def test_pages_walk_every_checkpoint_once_in_listing_order(
+        self, provider: CheckpointProvider
+    ) -> None:
+        for i in range(23):
+            provider.store_checkpoint(_cp(name=f"n{i}", created_at=1000 + (i * 7) % 11))
+        pages = _walk(provider, 5)
+        assert [len(p.items) for p in pages] == [5, 5, 5, 5, 3]
+        assert all(isinstance(p, CheckpointPage) for p in pages)
+        assert all(isinstance(p.next_cursor, str) for p in pages[:-1])
+        walked = [item for page in pages for item in page.items]
+        assert walked == provider.list_checkpoints()
+
+    def test_pages_walk_many_checkpoints_sharing_one_created_at_exactly_once(
+        self, provider: CheckpointProvider
+    ) -> None:
+        # Ties are where offset-free paging breaks: a cursor on created_at alone would skip
+        # or repeat rows. 40 share one millisecond, walked 3 at a time, with rows around them.
+        for i in range(40):
+            provider.store_checkpoint(_cp(name=f"tie{i}", created_at=5000))
+        for t in (4999, 5001, 5000 - 2, 5002):
+            provider.store_checkpoint(_cp(name=f"t{t}", created_at=t))
+        for limit in (1, 3, 7):
+            walked = [item for page in _walk(provider, limit) for item in page.items]
+            assert len(walked) == 44
+            assert len({i.id for i in walked}) == 44
+            assert walked == provider.list_checkpoints()
+
+    def test_a_page_that_ends_the_listing_has_no_next_cursor(
+        self, provider: CheckpointProvider
+    ) -> None:
+        assert provider.page_checkpoints() == CheckpointPage(items=[], next_cursor=None)
+        for t in range(10):
+            provider.store_checkpoint(_cp(created_at=t))
+        first = provider.page_checkpoints(limit=5)
+        assert [i.created_at for i in first.items] == [9, 8, 7, 6, 5]
+        second = provider.page_checkpoints(limit=5, cursor=first.next_cursor)
+        assert [i.created_at for i in second.items] == [4, 3, 2, 1, 0]
+        assert second.next_cursor is None  # no empty page after an exact multiple
+        assert len(provider.page_checkpoints().items) == 10  # the default page holds 50
+
+    def test_pages_apply_filters_and_bounds(self, provider: CheckpointProvider) -> None:
+        for t in range(30):
+            provider.store_checkpoint(_cp(agent_id=f"a{t % 3}", session_id=f"s{t % 2}",
+                                          created_at=100 + t // 2))
+        for filters in ({"agent_id": "a1"}, {"agent_id": "a0", "session_id": "s1"},
+                        {"after": 103, "before": 110}, {"agent_type": "", "before": 105},
+                        {"agent_id": "nobody"}, {"agent_id": "a\x00"}):
+            walked = [item for page in _walk(provider, 2, **filters) for item in page.items]
+            assert walked == provider.list_checkpoints(**filters), filters
+
+    def test_a_cursor_keeps_its_place_when_checkpoints_are_added_or_removed(
+        self, provider: CheckpointProvider
+    ) -> None:
+        ids = [provider.store_checkpoint(_cp(created_at=t)) for t in range(10)]
+        first = provider.page_checkpoints(limit=4)
+        provider.store_checkpoint(_cp(created_at=100))  # newer: belongs before the cursor
+        provider.delete_checkpoint(ids[5])  # the next page's first row
+        rest = [i.id for p in _walk(provider, 4, cursor=first.next_cursor) for i in p.items]
+        assert rest == [ids[4], ids[3], ids[2], ids[1], ids[0]]
+
+    @pytest.mark.parametrize(
+        "cursor",
+        ["", "not a cursor", "!!!", base64.urlsafe_b64encode(b'{"v": 1}').decode(),
+         base64.urlsafe_b64encode(b"[99, 1, \"x\"]").decode(),
+         base64.urlsafe_b64encode(b"[1, -5, \"x\"]").decode(),
+         base64.urlsafe_b64encode(b"[1, 5, 7]").decode(), "x" * 10_000, 42],
+        ids=["empty", "text", "not base64", "wrong shape", "unknown version",
+             "negative created_at", "non-str id", "very long", "an int"],
+    )
+    def test_a_malformed_cursor_is_a_value_error(
+        self, provider: CheckpointProvider, cursor: Any
+    ) -> None:
+        provider.store_checkpoint(_cp())
+        with pytest.raises(InvalidCheckpointError) as info:
+            provider.page_checkpoints(cursor=cursor)
+        assert isinstance(info.value, ValueError) and isinstance(info.value, CheckpointError)
+
+    @pytest.mark.parametrize("limit", [0, -1, "5", None, 2.5])
+    def test_a_page_size_must_be_a_positive_int(
+        self, provider: CheckpointProvider, limit: Any
+    ) -> None:
+        with pytest.raises(InvalidCheckpointError):
+            provider.page_checkpoints(limit=limit)
+
+    # -- iteration ------------------------------------------------------------------------
+
+    def test_iter_yields_every_match_in_listing_order_across_pages(
+        self, provider: CheckpointProvider
+    ) -> None:
+        provider.iter_page_size = 4  # cross many page boundaries with few rows
+        for i in range(30):
+            provider.store_checkpoint(_cp(agent_id=f"a{i % 2}", created_at=700 + i // 5))
+        iterator = provider.iter_checkpoints()
+        assert iter(iterator) is iterator
+        assert list(iterator) == provider.list_checkpoints()
+        assert list(provider.iter_checkpoints(agent_id="a1", after=701)) == \
+            provider.list_checkpoints(agent_id="a1", after=701)
+        assert list(provider.iter_checkpoints(agent_id="nobody")) == []
+
+    def test_iter_refuses_a_bad_filter(self, provider: CheckpointProvider) -> None:
+        with pytest.raises(InvalidCheckpointError):
+            list(provider.iter_checkpoints(before="yesterday"))  # type: ignore[arg-type]
+
+    # -- prune ----------------------------------------------------------------------------
+
+    def test_prune_before_deletes_strictly_older_checkpoints(
+        self, provider: CheckpointProvider
+    ) -> None:
+        for t in (10, 20, 30, 40, 50):
+            provider.store_checkpoint(_cp(created_at=t))
+        assert provider.prune(before=30, dry_run=True) == 2
+        assert len(provider.list_checkpoints()) == 5  # a dry run deletes nothing
+        assert provider.prune(before=30) == 2
+        assert [i.created_at for i in provider.list_checkpoints()] == [50, 40, 30]
+        assert provider.prune(before=30) == 0
+        assert provider.prune(before=0) == 0
+        assert provider.prune(before=2**70) == 3
+        assert provider.list_checkpoints() == []
+
+    def test_prune_keeps_the_newest_of_each_agent(self, provider: CheckpointProvider) -> None:
+        for agent, times in (("a", [1, 2, 3, 3, 3]), ("b", [5, 6]), ("c", [2, 2, 2])):
+            for t in times:
+                provider.store_checkpoint(_cp(agent_id=agent, created_at=t))
+        expected = {a: [i.id for i in provider.list_checkpoints(agent_id=a)][:2]
+                    for a in ("a", "b", "c")}
+        assert provider.prune(keep_last_per_agent=2, dry_run=True) == 4
+        assert len(provider.list_checkpoints()) == 10
+        assert provider.prune(keep_last_per_agent=2) == 4
+        for agent, kept in expected.items():
+            assert [i.id for i in provider.list_checkpoints(agent_id=agent)] == kept
+        assert provider.prune(keep_last_per_agent=2) == 0
+        assert provider.prune(keep_last_per_agent=0) == 6
+        assert provider.list_checkpoints() == []
+
+    def test_prune_with_both_rules_removes_what_either_removes_counted_once(
+        self, provider: CheckpointProvider
+    ) -> None:
+        for agent, times in (("a", [10, 20, 30, 40]), ("b", [10, 50]), ("c", [60])):
+            for t in times:
+                provider.store_checkpoint(_cp(agent_id=agent, created_at=t))
+        assert provider.prune(before=2**70, keep_last_per_agent=1, dry_run=True) == 7
+        # keep 2 per agent removes a@10, a@20; before=25 removes a@10, a@20, b@10.
+        assert provider.prune(before=25, keep_last_per_agent=2, dry_run=True) == 3
+        assert provider.prune(before=25, keep_last_per_agent=2) == 3
+        assert sorted((i.agent_id, i.created_at) for i in provider.list_checkpoints()) == [
+            ("a", 30), ("a", 40), ("b", 50), ("c", 60)]
+        # keep 1 removes a@30 only: (b@50 is newest of b); before=55 removes a@30, a@40, b@50.
+        assert provider.prune(before=55, keep_last_per_agent=1, dry_run=True) == 3
+        assert provider.prune(before=55, keep_last_per_agent=1) == 3
+        assert [(i.agent_id, i.created_at) for i in provider.list_checkpoints()] == [("c", 60)]
+
+    @pytest.mark.parametrize(
+        "kwargs",
+        [{}, {"dry_run": True}, {"keep_last_per_agent": -1}, {"before": "old"},
+         {"keep_last_per_agent": 1.5}],
+        ids=["no rule", "only dry_run", "negative keep", "str before", "float keep"],
+    )
+    def test_prune_refuses_bad_rules(
+        self, provider: CheckpointProvider, kwargs: dict[str, Any]
+    ) -> None:
+        provider.store_checkpoint(_cp())
+        with pytest.raises(InvalidCheckpointError):
+            provider.prune(**kwargs)
+        assert len(provider.list_checkpoints()) == 1
 
     # -- concurrency and lifecycle --------------------------------------------------------
 
