@@ -133,16 +133,8 @@ QUIET: Monitor = _Quiet()
 
 
 def iter_items(provider: CheckpointProvider, **filters: Any) -> Iterator[CheckpointListItem]:
-    """Every matching checkpoint, newest first (ties by id), without states.
-
-    Uses the provider's ``iter_checkpoints`` (keyset paging, constant memory) when it has one;
-    otherwise falls back to one ``list_checkpoints`` call, which holds the listing in memory.
-    """
-    iterate = getattr(provider, "iter_checkpoints", None)
-    if iterate is not None:
-        yield from iterate(**filters)
-    else:
-        yield from provider.list_checkpoints(**filters)
+    """Every matching checkpoint, newest first (ties by id), without states, page by page."""
+    return provider.iter_checkpoints(**filters)
 
 
 @dataclass

@@ -454,6 +454,32 @@ def delete(session: Session, checkpoint_ids: tuple[str, ...], json_: bool) -> No
         raise NotFound("no checkpoint with id " + ", ".join(map(repr, missing)))
 
 
+@cli.command()
+@click.option("--before", type=Moment(), help="Delete checkpoints created before TIME.")
+@click.option("--keep-last-per-agent", type=click.IntRange(min=0), metavar="N",
+              help="Delete all but the newest N checkpoints of each agent.")
+@click.option("--dry-run", is_flag=True, help="Only count what would be deleted.")
+@_json_option
+@pass_session
+def prune(session: Session, before: int | None, keep_last_per_agent: int | None, dry_run: bool,
+          json_: bool) -> None:
+    """Delete old checkpoints by age and/or by count per agent.
+
+    With both rules, a checkpoint goes if either rule removes it. Prints how many were (with
+    --dry-run, would be) deleted.
+    """
+    if before is None and keep_last_per_agent is None:
+        raise click.UsageError("prune needs --before and/or --keep-last-per-agent")
+    with _provider(session) as provider:
+        count = provider.prune(before=before, keep_last_per_agent=keep_last_per_agent,
+                               dry_run=dry_run)
+    if _wants_json(session, json_):
+        _emit_json({"would_delete" if dry_run else "deleted": count})
+    else:
+        noun = f"checkpoint{'s' * (count != 1)}"
+        click.echo(f"would delete {count} {noun}" if dry_run else f"deleted {count} {noun}")
+
+
 # -- bulk: export, import, copy ------------------------------------------------------------------
 
 
