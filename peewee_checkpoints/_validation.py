@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from typing import Any
+
 from .errors import InvalidCheckpointError
 from .records import NamedCheckpoint
 
@@ -99,3 +101,43 @@ def check_prune_rules(before: object, keep_last_per_agent: object) -> None:
         raise InvalidCheckpointError(
             "prune needs a rule: before=<epoch ms> and/or keep_last_per_agent=<count>"
         )
+
+
+def filter_values(
+    agent_id: object,
+    session_id: object,
+    agent_type: object,
+    before: object,
+    after: object,
+) -> dict[str, Any] | None:
+    """Validated listing filters by name, or None when no stored row can match them.
+
+    Raises:
+        InvalidCheckpointError: a filter of the wrong type.
+    """
+    values: dict[str, Any] = {}
+    for name, value in (
+        ("agent_id", agent_id),
+        ("session_id", session_id),
+        ("agent_type", agent_type),
+    ):
+        if value is None:
+            continue
+        if not isinstance(value, str):
+            raise InvalidCheckpointError(f"{name} filter must be a str or None")
+        if not is_storable_key(value):
+            return None  # no stored row can hold this value
+        values[name] = value
+    check_bound("before", before)
+    check_bound("after", after)
+    # Bounds outside the column's range would overflow a BIGINT parameter on the servers;
+    # they exclude nothing (or everything), so they are dropped (or match nothing) here.
+    if before is not None and before <= MAX_CREATED_AT:  # type: ignore[operator]
+        if before <= 0:  # type: ignore[operator]
+            return None
+        values["before"] = before
+    if after is not None and after >= 0:  # type: ignore[operator]
+        if after >= MAX_CREATED_AT:  # type: ignore[operator]
+            return None
+        values["after"] = after
+    return values

@@ -8,7 +8,7 @@ from types import TracebackType
 from typing import TypeVar
 
 from ._cursor import decode_cursor, encode_cursor
-from ._validation import check_page_limit, check_prune_rules
+from ._validation import check_page_limit, check_prune_rules, filter_values
 from .errors import CheckpointError
 from .records import CheckpointListItem, CheckpointPage, NamedCheckpoint, StoredCheckpoint
 
@@ -115,6 +115,8 @@ class CheckpointProvider(ABC):
         """
         check_page_limit(limit)
         position = decode_cursor(cursor) if cursor is not None else None
+        if filter_values(agent_id, session_id, agent_type, before, after) is None:
+            return CheckpointPage([], None)
         bound = before
         if position is not None:
             # Everything at or below the cursor's created_at, then skip the ties at or above it.

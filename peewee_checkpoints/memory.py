@@ -10,13 +10,12 @@ from ._codec import decode_state, encode_state
 from ._ids import new_id
 from ._validation import (
     MAX_ID_LENGTH,
-    check_bound,
     check_checkpoint,
     check_limit,
     check_text,
+    filter_values,
     is_storable_key,
 )
-from .errors import InvalidCheckpointError
 from .interface import CheckpointProvider
 from .records import CheckpointListItem, NamedCheckpoint, StoredCheckpoint
 
@@ -31,6 +30,9 @@ class _Row(NamedTuple):
     session_id: str
     agent_type: str
     created_at: int
+
+
+_KEY_INDEX = ((2, "agent_id"), (4, "session_id"), (5, "agent_type"))
 
 
 class MemoryCheckpointProvider(CheckpointProvider):
@@ -101,22 +103,13 @@ class MemoryCheckpointProvider(CheckpointProvider):
         limit: int | None = None,
     ) -> list[CheckpointListItem]:
         """List matching checkpoints newest first (ties by id, descending), without states."""
-        filters: list[tuple[int, str]] = []
-        # Indexes into _Row, so the loop below compares without attribute lookups by name.
-        for index, field, value in ((2, "agent_id", agent_id), (4, "session_id", session_id),
-                                    (5, "agent_type", agent_type)):
-            if value is None:
-                continue
-            if not isinstance(value, str):
-                raise InvalidCheckpointError(f"{field} filter must be a str or None")
-            if not is_storable_key(value):
-                return []  # the Peewee provider matches nothing either: no row can hold it
-            filters.append((index, value))
-        check_bound("before", before)
-        check_bound("after", after)
+        values = filter_values(agent_id, session_id, agent_type, before, after)
         check_limit(limit)
-        if limit == 0:
+        if values is None or limit == 0:
             return []
+        # Indexes into _Row, so the loop below compares without attribute lookups by name.
+        filters = [(index, values[name]) for index, name in _KEY_INDEX if name in values]
+        before, after = values.get("before"), values.get("after")
         items: list[CheckpointListItem] = []
         with self._lock:
             # Walking newest first lets a bound end the scan early and a limit stop it.

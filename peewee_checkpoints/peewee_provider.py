@@ -19,15 +19,15 @@ from ._statements import FILTERS, KEY_COLUMNS, Statement, Statements
 from ._validation import (
     MAX_CREATED_AT,
     MAX_ID_LENGTH,
-    check_bound,
     check_checkpoint,
-    check_text,
     check_limit,
     check_page_limit,
     check_prune_rules,
+    check_text,
+    filter_values,
     is_storable_key,
 )
-from .errors import InvalidCheckpointError, StorageError
+from .errors import StorageError
 from .interface import CheckpointProvider
 from .model import Checkpoint, bind_model
 from .records import (
@@ -254,7 +254,7 @@ class PeeweeCheckpointProvider(CheckpointProvider):
     ) -> list[CheckpointListItem]:
         """List matching checkpoints newest first (ties by id, descending), without states."""
         check_limit(limit)
-        values = self._filter_values(agent_id, session_id, agent_type, before, after)
+        values = filter_values(agent_id, session_id, agent_type, before, after)
         if values is None or limit == 0:
             return []
         if limit is not None:
@@ -282,7 +282,7 @@ class PeeweeCheckpointProvider(CheckpointProvider):
         """
         check_page_limit(limit)
         position = decode_cursor(cursor) if cursor is not None else None
-        values = self._filter_values(agent_id, session_id, agent_type, before, after)
+        values = filter_values(agent_id, session_id, agent_type, before, after)
         if values is None:
             return CheckpointPage([], None)
         self._ensure_ready()
@@ -299,7 +299,7 @@ class PeeweeCheckpointProvider(CheckpointProvider):
     ) -> Iterator[CheckpointListItem]:
         """Yield every match newest first, reading ``iter_page_size`` rows per query."""
         # Checked now, not at the first next(): a bad filter fails where it was passed.
-        values = self._filter_values(agent_id, session_id, agent_type, before, after)
+        values = filter_values(agent_id, session_id, agent_type, before, after)
         return self._iterate(values)
 
     def _iterate(self, values: dict[str, Any] | None) -> Iterator[CheckpointListItem]:
@@ -331,41 +331,6 @@ class PeeweeCheckpointProvider(CheckpointProvider):
             last = items[-1]
             return CheckpointPage(items, encode_cursor(last.created_at, last.id))
         return CheckpointPage(items, None)
-
-    def _filter_values(
-        self,
-        agent_id: str | None,
-        session_id: str | None,
-        agent_type: str | None,
-        before: int | None,
-        after: int | None,
-    ) -> dict[str, Any] | None:
-        """Validated filter values by name, or None when no stored row can match them."""
-        values: dict[str, Any] = {}
-        for name, value in (
-            ("agent_id", agent_id),
-            ("session_id", session_id),
-            ("agent_type", agent_type),
-        ):
-            if value is None:
-                continue
-            if not isinstance(value, str):
-                raise InvalidCheckpointError(f"{name} filter must be a str or None")
-            if not is_storable_key(value):
-                return None  # no stored row can hold this value
-            values[name] = value
-        check_bound("before", before)
-        check_bound("after", after)
-        # Bounds outside the column's range would overflow a BIGINT parameter on the servers.
-        if before is not None and before <= MAX_CREATED_AT:
-            if before <= 0:
-                return None
-            values["before"] = before
-        if after is not None and after >= 0:
-            if after >= MAX_CREATED_AT:
-                return None
-            values["after"] = after
-        return values
 
     def prune(
         self,
