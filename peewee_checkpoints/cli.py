@@ -24,7 +24,7 @@ import click
 
 from . import _transfer as transfer
 from ._database import Redactor
-from .config import load_provider
+from .config import resolve_provider_config
 from .errors import (
     CheckpointError,
     ConfigError,
@@ -35,6 +35,7 @@ from .errors import (
 from .interface import CheckpointProvider
 from .peewee_provider import DEFAULT_DB_URL, PeeweeCheckpointProvider
 from .records import CheckpointListItem
+from .registry import available_providers, create_provider, provider_errors
 
 __all__ = ["ENV_DB_URL", "main"]
 
@@ -46,6 +47,9 @@ EXIT_STORAGE = 1
 EXIT_USAGE = 2
 EXIT_INTERRUPTED = 130  # 128 + SIGINT, what a shell reports for Ctrl-C
 EXIT_BROKEN_PIPE = 141  # 128 + SIGPIPE
+
+# Option names whose values are secrets, whatever the provider.
+_SECRET_WORDS = ("password", "passwd", "secret", "token", "key")
 
 # Errors in what the user gave us (flags, config, input files) exit 2; errors of the store 1.
 _USAGE_ERRORS = (ConfigError, ProviderNotFoundError, InvalidCheckpointError)
@@ -73,12 +77,13 @@ class Session:
     verbose: bool = False
     json: bool = False
     urls: list[str] = field(default_factory=list)
+    secrets: list[str] = field(default_factory=list)
 
     def redactor(self) -> Redactor:
-        """Hides the password of every URL this run has seen."""
+        """Hides every password this run has seen (URLs given, and the chosen config's)."""
         from urllib.parse import unquote, urlparse
 
-        secrets: list[str | None] = []
+        secrets: list[str | None] = list(self.secrets)
         for url in self.urls:
             with contextlib.suppress(ValueError):
                 password = urlparse(url).password
@@ -101,8 +106,21 @@ class Session:
         return self.load(self.provider_name)
 
     def load(self, name: str | None) -> CheckpointProvider:
-        """A provider from the config file (``--config`` or the default search)."""
-        return load_provider(self.config, name=name)
+        """A provider from the config file (``--config`` or the default search).
+
+        What ``load_provider`` does, in its two steps, so that the chosen provider's option
+        values are known first: a traceback (``-v``) can then be scrubbed of any password
+        they hold, which the provider's own messages already leave out.
+        """
+        chosen = resolve_provider_config(self.config, name=name)
+        for key, value in chosen.options.items():
+            if isinstance(value, str):
+                if "://" in value:
+                    self.urls.append(value)
+                elif any(word in key.lower() for word in _SECRET_WORDS):
+                    self.secrets.append(value)
+        return create_provider(chosen.type, chosen.options,
+                               label=f"{chosen.source}: checkpoints.providers.{chosen.name}")
 
     def open_target(self, target: str) -> CheckpointProvider:
         """``--to``: a db_url (anything with ``://``) or a provider name from the config."""
@@ -597,8 +615,6 @@ def providers(session: Session, json_: bool) -> None:
 
     Each one is imported to check that it loads; exit code 1 if any does not.
     """
-    from .registry import available_providers, provider_errors
-
     found = available_providers()
     problems = provider_errors()
     rows = [

@@ -301,6 +301,15 @@ def test_a_storage_error_exits_1_without_password_or_traceback_unless_verbose(tm
     assert "hunter2" not in err(verbose)
     assert "\nerror: could not " in err(verbose)
 
+    # The same from a config file, the password from the environment.
+    (tmp / "c.toml").write_text('[checkpoints.providers.p]\ntype = "peewee"\n'
+                                'db_url = "postgresql://postgres:${PW}@127.0.0.1:1/nowhere"\n')
+    configured = cli("-v", "--config", "c.toml", "list", cwd=tmp, check=False,
+                     env={"PW": "hunter2"})
+    assert configured.returncode == 1
+    assert "Traceback" in err(configured) and "postgres:***@127.0.0.1:1" in err(configured)
+    assert "hunter2" not in err(configured)
+
 
 def test_the_store_comes_from_flags_then_environment_then_config_file_then_default(
     tmp: Path,
