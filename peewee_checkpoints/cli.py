@@ -46,7 +46,7 @@ PROG = "peewee-checkpoints"
 EXIT_STORAGE = 1
 EXIT_USAGE = 2
 EXIT_INTERRUPTED = 130  # 128 + SIGINT, what a shell reports for Ctrl-C
-EXIT_BROKEN_PIPE = 141  # 128 + SIGPIPE
+EXIT_BROKEN_PIPE = 141  # 128 + SIGPIPE; click itself exits 1 when it sees the closed pipe
 
 # Option names whose values are secrets, whatever the provider.
 _SECRET_WORDS = ("password", "passwd", "secret", "token", "key")
@@ -662,6 +662,8 @@ def main(argv: Sequence[str] | None = None) -> int:
         with contextlib.suppress(OSError):
             os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
         return EXIT_BROKEN_PIPE
+    except SystemExit as exc:  # click's own quiet exit when stdout is a closed pipe
+        return exc.code if isinstance(exc.code, int) else EXIT_STORAGE
     except CheckpointError as exc:
         code = EXIT_USAGE if isinstance(exc, _USAGE_ERRORS) else EXIT_STORAGE
         return _fail(session, str(exc), code=code, exc=exc)
