@@ -14,6 +14,8 @@ import peewee as pw
 import zstandard
 
 TABLE = "peewee_checkpoints"
+_ADD_SQLITE = f"ALTER TABLE {TABLE} ADD COLUMN state_codec INTEGER NOT NULL DEFAULT 0"
+_ADD_SERVER = f"ALTER TABLE {TABLE} ADD COLUMN state_codec SMALLINT NOT NULL DEFAULT 0"
 _CODEC_ZSTD = 1
 _BATCH = 200
 
@@ -25,8 +27,8 @@ def _real(database: Any) -> Any:
 def migrate(migrator: Any, database: Any, *, fake: bool = False) -> None:
     """Add the ``state_codec`` column (instant on PostgreSQL 11+, MariaDB 10.3+, MySQL 8)."""
     db = _real(database)
-    kind = "INTEGER" if isinstance(db, pw.SqliteDatabase) else "SMALLINT"
-    migrator.sql(f"ALTER TABLE {TABLE} ADD COLUMN state_codec {kind} NOT NULL DEFAULT 0")
+    statement = _ADD_SQLITE if isinstance(db, pw.SqliteDatabase) else _ADD_SERVER
+    migrator.sql(statement)
 
 
 def _decompress_all(db: Any) -> None:

@@ -183,7 +183,10 @@ def migrate(migrator: Any, database: Any, *, fake: bool = False) -> None:
         migrator.sql(statement)
 
 
+_DROP = (f"DROP TABLE {WRITES}", f"DROP TABLE {BLOBS}", f"DROP TABLE {CHECKPOINTS}")
+
+
 def rollback(migrator: Any, database: Any, *, fake: bool = False) -> None:
     """Drop the LangGraph checkpointer's tables (and with them their indexes)."""
-    for table in (WRITES, BLOBS, CHECKPOINTS):
-        migrator.sql(f"DROP TABLE {table}")
+    for statement in _DROP:
+        migrator.sql(statement)

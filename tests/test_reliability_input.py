@@ -6,6 +6,8 @@ time: state round trip 150, hostile names/ids/filters 150, hostile ids to retrie
 
 from __future__ import annotations
 
+import base64
+import os
 import sqlite3
 import sys
 from typing import Any
@@ -156,12 +158,17 @@ def test_hostile_ids_find_nothing_and_never_raise_a_driver_error(
 # -- a state too large for the server ----------------------------------------------------------
 
 
+def _incompressible(stored_bytes: int) -> str:
+    """Text that still takes at least ``stored_bytes`` once the codec has compressed it."""
+    return base64.b64encode(os.urandom(stored_bytes)).decode()
+
+
 @pytest.mark.parametrize("backend", ["mysql"], indirect=True)
 def test_a_state_over_max_allowed_packet_is_refused_naming_the_limit(
     provider: PeeweeCheckpointProvider,
 ) -> None:
     packet = provider.database.execute_sql("SELECT @@max_allowed_packet").fetchone()[0]
-    state = {"blob": "x" * packet}
+    state = {"blob": _incompressible(packet + 4096)}
     with pytest.raises(StorageError, match="max_allowed_packet") as info:
         provider.store_checkpoint(NamedCheckpoint(name="big", agent_id="a", state=state))
     assert str(packet) in str(info.value) and "nothing was written" in str(info.value)
@@ -178,7 +185,7 @@ def test_a_state_over_the_sqlite_length_limit_is_refused_naming_the_limit(
     provider.database.connection().setlimit(sqlite3.SQLITE_LIMIT_LENGTH, 100_000)
     with pytest.raises(StorageError, match="SQLITE_LIMIT_LENGTH") as info:
         provider.store_checkpoint(NamedCheckpoint(name="big", agent_id="a",
-                                                  state={"blob": "x" * 200_000}))
+                                                  state={"blob": _incompressible(200_000)}))
     assert "100000" in str(info.value) and "nothing was written" in str(info.value)
     assert provider.list_checkpoints() == []
     provider.store_checkpoint(NamedCheckpoint(name="small", agent_id="a", state={"x": 1}))
@@ -191,7 +198,7 @@ def test_a_state_over_the_postgres_literal_limit_is_refused_naming_the_limit(
     provider: PeeweeCheckpointProvider,
 ) -> None:
     """About 270 MB of state (1-2 s and 1.5 GB of memory): refused before it is sent."""
-    state = {"blob": "x" * 2**28}
+    state = {"blob": _incompressible(2**28)}
     with pytest.raises(StorageError, match=r"2\*\*29 - 1 characters") as info:
         provider.store_checkpoint(NamedCheckpoint(name="big", agent_id="a", state=state))
     assert "nothing was written" in str(info.value)

@@ -73,10 +73,11 @@ def rollback(migrator, database, *, fake=False):
 
 @pytest.fixture
 def migrations_folder(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Iterator[Path]:
-    """A migrations folder holding the shipped 001 and whatever the test writes next to it."""
+    """A migrations folder holding the shipped ones and whatever the test writes next to them."""
     folder = tmp_path / "migrations"
     folder.mkdir()
-    shutil.copy(_migrations.migrations_dir() / "001_initial.py", folder)
+    for name in _migrations.known_migrations():
+        shutil.copy(_migrations.migrations_dir() / f"{name}.py", folder)
     monkeypatch.setattr(_migrations, "migrations_dir", lambda: folder)
     _migrations.known_migrations.cache_clear()
     yield folder
@@ -86,16 +87,17 @@ def migrations_folder(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Iterat
 def test_a_migration_that_fails_halfway_leaves_the_history_consistent(
     db_url: str, migrations_folder: Path
 ) -> None:
+    shipped = list(_migrations.known_migrations())
     with PeeweeCheckpointProvider(db_url) as provider:
         provider.migrate()
         cid = provider.store_checkpoint(NamedCheckpoint(name="n", agent_id="a", state={}))
-        (migrations_folder / "002_broken.py").write_text(_BROKEN)
+        (migrations_folder / "900_broken.py").write_text(_BROKEN)
         _migrations.known_migrations.cache_clear()
-        with pytest.raises(MigrationError, match=r"002_broken.* failed|failed"):
+        with pytest.raises(MigrationError, match=r"900_broken.* failed|failed"):
             provider.migrate()
         # Not recorded as applied, so it will be tried again; the data is untouched.
-        assert _history(provider) == ["001_initial"]
-        assert provider.pending_migrations() == ["002_broken"]
+        assert _history(provider) == shipped
+        assert provider.pending_migrations() == ["900_broken"]
         assert provider.retrieve_checkpoint(cid) is not None
         if provider.backend == "mysql":
             # MySQL commits each DDL statement: the first step stays. Hence the policy in
@@ -105,7 +107,7 @@ def test_a_migration_that_fails_halfway_leaves_the_history_consistent(
             # PostgreSQL and SQLite run the whole migration in one transaction.
             assert "pc_extra" not in _tables(provider)
         # The fixed (idempotent) migration then applies on every backend.
-        (migrations_folder / "002_broken.py").write_text(_IDEMPOTENT)
-        assert provider.migrate() == ["002_broken"]
+        (migrations_folder / "900_broken.py").write_text(_IDEMPOTENT)
+        assert provider.migrate() == ["900_broken"]
         assert {"pc_extra", "pc_extra2"} <= _tables(provider)
-        assert _history(provider) == ["001_initial", "002_broken"]
+        assert _history(provider) == [*shipped, "900_broken"]

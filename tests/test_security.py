@@ -48,7 +48,8 @@ def _constant_sql(node: ast.expr, constants: set[str]) -> bool:
     if isinstance(node, ast.Constant):
         return isinstance(node.value, str)
     if isinstance(node, ast.Name):
-        return node.id in constants or node.id in {"statement", "sql"}
+        # "param" is the driver's placeholder (db.param: "?" or "%s"), not a value.
+        return node.id in constants or node.id in {"statement", "sql", "param"}
     if isinstance(node, ast.Attribute):
         return node.attr == "sql" or node.attr.isupper()
     if isinstance(node, ast.JoinedStr):

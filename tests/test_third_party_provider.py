@@ -80,7 +80,7 @@ class DictStore(CheckpointProvider):
         self._lock = threading.Lock()
         self._rows = {}
 
-    def store_checkpoint(self, cp):
+    def _validated(self, cp):
         if not isinstance(cp, NamedCheckpoint):
             raise InvalidCheckpointError("expected a NamedCheckpoint")
         _text("name", cp.name, empty_ok=False)
@@ -98,11 +98,24 @@ class DictStore(CheckpointProvider):
             raise InvalidCheckpointError(f"state is not JSON: {exc}") from exc
         if not same:
             raise InvalidCheckpointError("state does not survive a JSON round trip")
+        return (cp.name, cp.agent_id, text, cp.session_id, cp.agent_type, cp.created_at)
+
+    def store_checkpoint(self, cp):
+        row = self._validated(cp)
         with self._lock:
             cid = f"{time.time_ns():020d}{next(_sequence):012d}"
-            self._rows[cid] = (cp.name, cp.agent_id, text, cp.session_id, cp.agent_type,
-                               cp.created_at)
+            self._rows[cid] = row
         return cid
+
+    def import_checkpoint(self, cp):
+        if type(cp.id) is not str or not cp.id:
+            raise InvalidCheckpointError("id must be a non-empty str")
+        row = self._validated(cp.to_named())
+        with self._lock:
+            if cp.id in self._rows:
+                return False
+            self._rows[cp.id] = row
+        return True
 
     def retrieve_checkpoint(self, checkpoint_id):
         with self._lock:
