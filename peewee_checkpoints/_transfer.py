@@ -1,0 +1,354 @@
+"""Moving checkpoints in and out of a provider: JSON records, JSON Lines export/import, copy.
+
+Everything here streams: one checkpoint is in memory at a time (plus one page of listing),
+whatever the number of rows. Writes go through ``import_checkpoint`` (one statement per row,
+committed in batches), so an interrupted run leaves every row either fully written or absent,
+and running it again skips what is already there.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import json
+import time
+from collections.abc import Iterable, Iterator, Mapping
+from dataclasses import dataclass
+from typing import IO, Any, Protocol
+
+import orjson
+import peewee as pw
+
+from ._codec import dumps_json, loads_json
+from .errors import InvalidCheckpointError, StorageError
+from .interface import CheckpointProvider
+from .peewee_provider import PeeweeCheckpointProvider
+from .records import CheckpointListItem, NamedCheckpoint, StoredCheckpoint
+
+#: Fields of a checkpoint record in JSON, in the order they are written (state last, so a
+#: reader sees what the checkpoint is before its bulk).
+RECORD_FIELDS = ("id", "name", "agent_id", "session_id", "agent_type", "created_at", "state")
+_NAMED_REQUIRED = ("name", "agent_id", "state")
+_NAMED_OPTIONAL = ("session_id", "agent_type", "created_at")
+
+# -- records <-> JSON --------------------------------------------------------------------------
+
+
+def record_to_dict(checkpoint: StoredCheckpoint) -> dict[str, Any]:
+    """A stored checkpoint as a JSON-ready dict, fields in :data:`RECORD_FIELDS` order."""
+    return {name: getattr(checkpoint, name) for name in RECORD_FIELDS}
+
+
+def dumps_line(checkpoint: StoredCheckpoint) -> bytes:
+    """One JSON Lines record (no newline): compact UTF-8 JSON that round-trips exactly."""
+    return dumps_compact(record_to_dict(checkpoint))
+
+
+def dumps_compact(value: dict[str, Any]) -> bytes:
+    """Compact UTF-8 JSON of a dict, exact for every value a state may hold."""
+    return dumps_json(value)
+
+
+def dumps_pretty(value: Any) -> bytes:
+    """Indented JSON for people; exact like :func:`dumps_line` (big ints, lone surrogates)."""
+    try:
+        return orjson.dumps(value, option=orjson.OPT_INDENT_2)
+    except (TypeError, orjson.JSONEncodeError):
+        return json.dumps(value, ensure_ascii=True, allow_nan=False, indent=2).encode()
+
+
+def _parse_object(data: bytes | str, what: str) -> dict[str, Any]:
+    try:
+        value = loads_json(data.encode() if isinstance(data, str) else data)
+    except (ValueError, RecursionError) as exc:
+        raise InvalidCheckpointError(f"{what} is not valid JSON: {exc}") from None
+    if not isinstance(value, dict):
+        raise InvalidCheckpointError(f"{what} must be a JSON object, not {type(value).__name__}")
+    return value
+
+
+def _check_fields(obj: Mapping[str, Any], required: Iterable[str], optional: Iterable[str],
+                  what: str) -> None:
+    required = tuple(required)
+    allowed = set(required) | set(optional)
+    unknown = [k for k in obj if k not in allowed]
+    if unknown:
+        raise InvalidCheckpointError(
+            f"{what} has unknown field(s) {', '.join(map(repr, unknown))}; "
+            f"the fields are {', '.join(RECORD_FIELDS)}"
+        )
+    missing = [k for k in required if k not in obj]
+    if missing:
+        raise InvalidCheckpointError(f"{what} lacks the field(s) {', '.join(missing)}")
+
+
+def named_from_json(data: bytes | str, what: str = "the checkpoint") -> NamedCheckpoint:
+    """Parse a NamedCheckpoint from a JSON object (``id`` is refused: use import for that).
+
+    Raises:
+        InvalidCheckpointError: not JSON, not an object, unknown or missing fields.
+    """
+    obj = _parse_object(data, what)
+    if "id" in obj:
+        raise InvalidCheckpointError(
+            f"{what} has an 'id': store gives every checkpoint a new id; to keep ids, "
+            "use import (JSON Lines, one checkpoint per line)"
+        )
+    _check_fields(obj, _NAMED_REQUIRED, _NAMED_OPTIONAL, what)
+    return NamedCheckpoint(**obj)
+
+
+def stored_from_json(data: bytes | str, what: str = "the checkpoint") -> StoredCheckpoint:
+    """Parse a StoredCheckpoint (a record as ``export`` writes it) from a JSON object.
+
+    Raises:
+        InvalidCheckpointError: not JSON, not an object, unknown or missing fields.
+    """
+    obj = _parse_object(data, what)
+    _check_fields(obj, ("id", *_NAMED_REQUIRED), _NAMED_OPTIONAL, what)
+    return StoredCheckpoint(**obj)
+
+
+# -- streaming over a provider ----------------------------------------------------------------
+
+
+class Monitor(Protocol):
+    """Where long work reports progress and learns that it should stop (Ctrl-C)."""
+
+    def advance(self, amount: int) -> None:
+        """``amount`` more units done (checkpoints, or bytes of input)."""
+
+    def stop_requested(self) -> bool:
+        """True once the user asked to stop: finish cleanly at the next safe point."""
+
+
+class _Quiet:
+    def advance(self, amount: int) -> None:
+        pass
+
+    def stop_requested(self) -> bool:
+        return False
+
+
+QUIET: Monitor = _Quiet()
+
+
+def iter_items(provider: CheckpointProvider, **filters: Any) -> Iterator[CheckpointListItem]:
+    """Every matching checkpoint, newest first (ties by id), without states, page by page."""
+    return provider.iter_checkpoints(**filters)
+
+
+@dataclass
+class TransferCounts:
+    """What an import or copy has done; only committed writes are counted."""
+
+    written: int = 0
+    """Checkpoints written to the target (and committed)."""
+    skipped: int = 0
+    """Checkpoints whose id the target already had (nothing written)."""
+    vanished: int = 0
+    """Checkpoints listed by the source but deleted before they could be read."""
+
+    def add(self, other: TransferCounts) -> None:
+        self.written += other.written
+        self.skipped += other.skipped
+        self.vanished += other.vanished
+
+
+def export_lines(provider: CheckpointProvider, out: IO[bytes], monitor: Monitor = QUIET) -> int:
+    """Write every checkpoint as one JSON line (newest first); returns how many.
+
+    Raises KeyboardInterrupt between two lines once ``monitor`` asks to stop.
+    """
+    count = 0
+    for item in iter_items(provider):
+        checkpoint = provider.retrieve_checkpoint(item.id)
+        if checkpoint is not None:  # else deleted since it was listed
+            out.write(dumps_line(checkpoint) + b"\n")
+            count += 1
+        monitor.advance(1)
+        if monitor.stop_requested():
+            raise KeyboardInterrupt
+    return count
+
+
+class BatchWriter:
+    """Writes checkpoints under their own ids, committing many per transaction where it can.
+
+    A commit per row costs a disk flush per row (on a busy server, milliseconds each); the
+    Peewee provider's rows are therefore written inside a transaction committed every
+    :attr:`batch_rows` rows or :attr:`batch_seconds` seconds. Counts move to ``counts`` only
+    when their transaction commits, so they are exact whatever stops the work, and an
+    interrupted batch is simply absent: the next run writes it. Other providers are written
+    row by row. Once ``monitor`` asks to stop, the current batch is committed and
+    KeyboardInterrupt raised.
+    """
+
+    batch_rows = 500
+    batch_seconds = 1.0
+
+    def __init__(self, target: CheckpointProvider, counts: TransferCounts,
+                 monitor: Monitor = QUIET) -> None:
+        self._target = target
+        self._counts = counts
+        self._monitor = monitor
+        self._pending = TransferCounts()
+        self._db: pw.Database | None = None
+        self._txn: Any = None
+        self._conn: Any = None
+        self._started = 0.0
+        self._savepoints = False
+        if isinstance(target, PeeweeCheckpointProvider):
+            self._db = target.database
+            # A failed INSERT aborts a whole PostgreSQL transaction; SQLite and MySQL roll back
+            # only the statement. On PostgreSQL each row gets a savepoint, so a duplicate id
+            # costs that row, not the batch.
+            self._savepoints = target.backend == "postgres"
+
+    def __enter__(self) -> BatchWriter:
+        if isinstance(self._target, PeeweeCheckpointProvider):
+            # Migrations take their own locks and (on MySQL) commit implicitly: never inside
+            # one of our transactions.
+            self._target.migrate()
+        return self
+
+    def __exit__(self, exc_type: type[BaseException] | None, exc: BaseException | None,
+                 tb: Any) -> None:
+        if exc_type is None:
+            self.commit()
+        elif self._txn is not None:
+            txn, self._txn = self._txn, None
+            self._pending = TransferCounts()
+            with contextlib.suppress(Exception):  # the original error is the one to report
+                txn.__exit__(exc_type, exc, tb)
+
+    def skipped(self, *, vanished: bool = False, work: int = 1) -> None:
+        """Count a checkpoint not written (already present, or gone from the source)."""
+        if vanished:
+            self._counts.vanished += 1
+        else:
+            self._counts.skipped += 1
+        self._after_row(work)
+
+    def write(self, checkpoint: StoredCheckpoint, *, work: int = 1) -> None:
+        """Write ``checkpoint`` unless its id exists (then count it as skipped).
+
+        ``work`` is what the row stands for in the progress report (1, or bytes of input).
+        """
+        if self._db is not None and self._txn is None:
+            self._txn = self._db.atomic()
+            self._txn.__enter__()
+            self._conn = self._db.connection()
+            self._started = time.monotonic()
+        if self._import(checkpoint):
+            self._pending.written += 1
+        else:
+            self._pending.skipped += 1
+        if self._txn is None:
+            self._counts.add(self._pending)
+            self._pending = TransferCounts()
+        elif (self._pending.written + self._pending.skipped >= self.batch_rows
+              or time.monotonic() - self._started >= self.batch_seconds):
+            self.commit()
+        self._after_row(work)
+
+    def _import(self, checkpoint: StoredCheckpoint) -> bool:
+        if not self._savepoints or self._db is None:
+            return self._target.import_checkpoint(checkpoint)
+        try:
+            with self._db.atomic():  # a savepoint inside the batch's transaction
+                return self._target.import_checkpoint(checkpoint)
+        except StorageError:
+            # The provider tells a duplicate id apart with a query PostgreSQL refuses in a
+            # failed transaction; the savepoint is rolled back now, so ask again.
+            if self._target.retrieve_checkpoint(checkpoint.id) is not None:
+                return False
+            raise
+
+    def commit(self) -> None:
+        """Commit the open batch, if any, and count it."""
+        if self._txn is None or self._db is None:
+            return
+        txn, self._txn = self._txn, None
+        if self._db.connection() is not self._conn:
+            # The provider replaced a dropped connection mid-batch: what the batch wrote before
+            # went with the old connection, uncommitted.
+            self._pending = TransferCounts()
+            raise StorageError(
+                f"the connection to {self._target_url()} was lost during a batch; its rows were "
+                "not written. Run the same command again to resume"
+            )
+        try:
+            txn.__exit__(None, None, None)
+        except pw.PeeweeException as exc:
+            self._pending = TransferCounts()
+            raise StorageError(
+                f"could not commit a batch on {self._target_url()}: {type(exc).__name__}; its "
+                "rows were not written. Run the same command again to resume"
+            ) from exc
+        self._counts.add(self._pending)
+        self._pending = TransferCounts()
+
+    def _target_url(self) -> str:
+        return str(getattr(self._target, "url", type(self._target).__name__))
+
+    def _after_row(self, work: int) -> None:
+        self._monitor.advance(work)
+        if self._monitor.stop_requested():
+            self.commit()
+            raise KeyboardInterrupt
+
+
+def import_lines(provider: CheckpointProvider, lines: Iterable[bytes], counts: TransferCounts,
+                 monitor: Monitor = QUIET, source: str = "input") -> None:
+    """Import JSON Lines records under their own ids; existing ids are skipped and counted.
+
+    Blank lines are ignored. A bad line stops the import with :class:`InvalidCheckpointError`
+    naming the line; the lines before it stay imported (running again skips them).
+    """
+    with BatchWriter(provider, counts, monitor) as writer:
+        for number, line in enumerate(lines, start=1):
+            if not line.strip():
+                monitor.advance(len(line))
+                continue
+            what = f"line {number} of {source}"
+            try:
+                writer.write(stored_from_json(line, what), work=len(line))
+            except InvalidCheckpointError as exc:
+                writer.commit()  # nothing reached the database for this line: keep the rest
+                if str(exc).startswith(what):
+                    raise
+                raise InvalidCheckpointError(f"{what}: {exc}") from exc
+
+
+def _key(item: CheckpointListItem) -> tuple[int, str]:
+    return (item.created_at, item.id)
+
+
+def copy_all(source: CheckpointProvider, target: CheckpointProvider, counts: TransferCounts,
+             monitor: Monitor = QUIET) -> None:
+    """Copy every checkpoint of ``source`` that ``target`` lacks, keeping ids.
+
+    Both listings come in the same total order (created_at, id descending), so they are walked
+    side by side, a merge join: a checkpoint the target already has is recognised from its
+    listing, without reading its state from the source. That makes a re-run after an
+    interruption cost one listing of each side plus the missing rows, in constant memory.
+    The join is only a shortcut: ``import_checkpoint`` refuses an existing id whatever the
+    listings said, so a row written concurrently is still skipped, never duplicated.
+    """
+    with BatchWriter(target, counts, monitor) as writer:
+        theirs = iter_items(target)
+        head = next(theirs, None)
+        for item in iter_items(source):
+            key = _key(item)
+            # Rows this loop writes sort above `head`, and a keyset-paged listing only fetches
+            # rows below the last one it returned, so the target walk never sees our writes.
+            while head is not None and _key(head) > key:
+                head = next(theirs, None)
+            if head is not None and _key(head) == key:
+                writer.skipped()
+                continue
+            checkpoint = source.retrieve_checkpoint(item.id)
+            if checkpoint is None:
+                writer.skipped(vanished=True)
+            else:
+                writer.write(checkpoint)

@@ -1,0 +1,685 @@
+"""The ``peewee-checkpoints`` command: look inside a checkpoint store, repair it and move it.
+
+``main(argv=None) -> int`` never raises: errors print ``error: <message>`` on stderr and give
+exit code 2 (usage, config, invalid input), 1 (storage, not found) or 130 (interrupted); the
+traceback is shown only with ``-v``, and no password is ever printed.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import datetime as dt
+import itertools
+import os
+import signal
+import sys
+import tempfile
+import threading
+import traceback
+from collections.abc import Callable, Iterator, Sequence
+from dataclasses import dataclass, field
+from typing import IO, TYPE_CHECKING, Any
+
+import click
+
+from . import _transfer as transfer
+from ._database import Redactor
+from .config import resolve_provider_config
+from .errors import (
+    CheckpointError,
+    ConfigError,
+    InvalidCheckpointError,
+    ProviderNotFoundError,
+    StorageError,
+)
+from .interface import CheckpointProvider
+from .peewee_provider import DEFAULT_DB_URL, PeeweeCheckpointProvider
+from .records import CheckpointListItem
+from .registry import available_providers, create_provider, provider_errors
+
+__all__ = ["ENV_DB_URL", "main"]
+
+#: Environment variable naming the database when no ``--db-url`` flag is given.
+ENV_DB_URL = "PEEWEE_CHECKPOINTS_DB_URL"
+
+PROG = "peewee-checkpoints"
+EXIT_STORAGE = 1
+EXIT_USAGE = 2
+EXIT_INTERRUPTED = 130  # 128 + SIGINT, what a shell reports for Ctrl-C
+EXIT_BROKEN_PIPE = 141  # 128 + SIGPIPE; click itself exits 1 when it sees the closed pipe
+
+# Option names whose values are secrets, whatever the provider.
+_SECRET_WORDS = ("password", "passwd", "secret", "token", "key")
+
+# Errors in what the user gave us (flags, config, input files) exit 2; errors of the store 1.
+_USAGE_ERRORS = (ConfigError, ProviderNotFoundError, InvalidCheckpointError)
+
+
+class Interrupted(click.ClickException):
+    """Ctrl-C during long work: the message says what was done and how to resume."""
+
+    exit_code = EXIT_INTERRUPTED
+
+
+class NotFound(click.ClickException):
+    """A checkpoint id that does not exist."""
+
+    exit_code = EXIT_STORAGE
+
+
+@dataclass
+class Session:
+    """Global options and what the run has learnt (passwords to hide)."""
+
+    config: str | None = None
+    provider_name: str | None = None
+    db_url: str | None = None
+    verbose: bool = False
+    json: bool = False
+    urls: list[str] = field(default_factory=list)
+    secrets: list[str] = field(default_factory=list)
+
+    def redactor(self) -> Redactor:
+        """Hides every password this run has seen (URLs given, and the chosen config's)."""
+        from urllib.parse import unquote, urlparse
+
+        secrets: list[str | None] = list(self.secrets)
+        for url in self.urls:
+            with contextlib.suppress(ValueError):
+                password = urlparse(url).password
+                secrets += [password, unquote(password) if password else None]
+        return Redactor(*secrets)
+
+    def open(self) -> CheckpointProvider:
+        """The provider the global options select.
+
+        Precedence: ``--db-url``; ``--config``/``--provider``; ``$PEEWEE_CHECKPOINTS_DB_URL``;
+        then ``load_provider``'s own search ($PEEWEE_CHECKPOINTS_CONFIG, ./checkpoints.toml,
+        the embedded default ``sqlite:///checkpoints.db``).
+        """
+        if self.db_url is not None:
+            if self.config is not None or self.provider_name is not None:
+                raise click.UsageError("--db-url cannot be combined with --config or --provider")
+            return self._peewee(self.db_url)
+        if self.config is None and self.provider_name is None and os.environ.get(ENV_DB_URL):
+            return self._peewee(os.environ[ENV_DB_URL])
+        return self.load(self.provider_name)
+
+    def load(self, name: str | None) -> CheckpointProvider:
+        """A provider from the config file (``--config`` or the default search).
+
+        What ``load_provider`` does, in its two steps, so that the chosen provider's option
+        values are known first: a traceback (``-v``) can then be scrubbed of any password
+        they hold, which the provider's own messages already leave out.
+        """
+        chosen = resolve_provider_config(self.config, name=name)
+        for key, value in chosen.options.items():
+            if isinstance(value, str):
+                if "://" in value:
+                    self.urls.append(value)
+                elif any(word in key.lower() for word in _SECRET_WORDS):
+                    self.secrets.append(value)
+        return create_provider(chosen.type, chosen.options,
+                               label=f"{chosen.source}: checkpoints.providers.{chosen.name}")
+
+    def open_target(self, target: str) -> CheckpointProvider:
+        """``--to``: a db_url (anything with ``://``) or a provider name from the config."""
+        if "://" in target:
+            return self._peewee(target)
+        return self.load(target)
+
+    def _peewee(self, url: str) -> PeeweeCheckpointProvider:
+        self.urls.append(url)
+        return PeeweeCheckpointProvider(url)
+
+
+pass_session = click.make_pass_decorator(Session)
+
+
+# -- output helpers ----------------------------------------------------------------------------
+
+
+def _stdout() -> IO[bytes]:
+    return sys.stdout.buffer
+
+
+def _emit_json(value: Any) -> None:
+    out = _stdout()
+    out.write(transfer.dumps_pretty(value) + b"\n")
+    out.flush()
+
+
+def _info(message: str) -> None:
+    """A human message about what happened (stderr, so stdout stays data)."""
+    click.echo(message, err=True)
+
+
+def local_time(ms: int) -> str:
+    """Epoch milliseconds as local time, ``YYYY-MM-DD HH:MM:SS.mmm``."""
+    try:
+        moment = dt.datetime.fromtimestamp(ms // 1000).replace(microsecond=ms % 1000 * 1000)
+    except (OverflowError, OSError, ValueError):
+        return str(ms)  # beyond what the platform's calendar handles: show the number
+    return moment.strftime("%Y-%m-%d %H:%M:%S.") + f"{ms % 1000:03d}"
+
+
+if TYPE_CHECKING:  # click 8.5 made ParamType generic; older releases cannot subscript it
+    _IntParam = click.ParamType[int, Any]
+else:
+    _IntParam = click.ParamType
+
+
+class Moment(_IntParam):
+    """A point in time: epoch milliseconds, or ISO 8601 (naive means local time)."""
+
+    name = "TIME"
+
+    def convert(self, value: Any, param: click.Parameter | None, ctx: click.Context | None
+                ) -> int:
+        if isinstance(value, int):
+            return value
+        text = str(value).strip()
+        if text.lstrip("-").isdigit():
+            return int(text)
+        try:
+            # Python 3.10's fromisoformat does not know the "Z" suffix.
+            moment = dt.datetime.fromisoformat(text[:-1] + "+00:00" if text.endswith(("Z", "z"))
+                                               else text)
+        except ValueError:
+            self.fail(
+                f"{value!r} is neither epoch milliseconds nor an ISO 8601 time "
+                "(2026-01-31, 2026-01-31T12:00, 2026-01-31T12:00:00+02:00)",
+                param, ctx,
+            )
+        if moment.tzinfo is None:
+            moment = moment.astimezone()  # naive: the local time zone
+        return int(moment.timestamp() * 1000)
+
+
+class Progress:
+    """Progress of long work: a bar on stderr when it is a terminal (silent otherwise), and
+    the place where Ctrl-C is turned into a clean stop.
+
+    While it is active, the first Ctrl-C only sets a flag that the work checks after each
+    row: it commits what it has written and stops with KeyboardInterrupt, so the target never
+    holds part of a row and the reported counts are exact. A second Ctrl-C interrupts at once
+    (for a database that hangs); an uncommitted batch is then rolled back, never half kept.
+    """
+
+    def __init__(self, label: str, length: int | None) -> None:
+        self._bar: Any = None
+        self._requested = False
+        self._previous: Any = None
+        if sys.stderr.isatty():
+            if length is None:
+                self._bar = click.progressbar(itertools.repeat(None), label=label,
+                                              show_pos=True, file=sys.stderr)
+            else:
+                self._bar = click.progressbar(length=length, label=label, file=sys.stderr)
+
+    def _on_sigint(self, signum: int, frame: Any) -> None:
+        if self._requested:
+            raise KeyboardInterrupt
+        self._requested = True
+
+    def __enter__(self) -> Progress:
+        if threading.current_thread() is threading.main_thread():
+            self._previous = signal.signal(signal.SIGINT, self._on_sigint)
+        if self._bar is not None:
+            self._bar.__enter__()
+        return self
+
+    def advance(self, amount: int) -> None:
+        """Count ``amount`` more done."""
+        if self._bar is not None:
+            self._bar.update(amount)
+
+    def stop_requested(self) -> bool:
+        """True once Ctrl-C was pressed."""
+        return self._requested
+
+    def __exit__(self, *exc: object) -> None:
+        if self._previous is not None:
+            signal.signal(signal.SIGINT, self._previous)
+        if self._bar is not None:
+            self._bar.__exit__(*exc)
+
+
+def _count(provider: CheckpointProvider) -> int | None:
+    """Rows in the store when that is cheap to know (the Peewee provider), else None."""
+    if not isinstance(provider, PeeweeCheckpointProvider):
+        return None
+    import peewee as pw
+
+    provider.migrate()  # the table must exist; a no-op query on a current database
+    try:
+        return int(provider.model.select().count())
+    except pw.PeeweeException as exc:
+        raise StorageError(
+            f"could not count checkpoints on {provider.url}: {type(exc).__name__}"
+        ) from exc
+
+
+# -- the command group --------------------------------------------------------------------------
+
+
+@click.group(context_settings={"help_option_names": ["-h", "--help"], "max_content_width": 100})
+@click.option("--config", "config", metavar="FILE", type=click.Path(dir_okay=False),
+              help="TOML config file [default: $PEEWEE_CHECKPOINTS_CONFIG, else "
+                   "./checkpoints.toml].")
+@click.option("--provider", "provider_name", metavar="NAME",
+              help="Provider name in the config file [default: its 'active' one].")
+@click.option("--db-url", "db_url", metavar="URL",
+              help=f"Database URL of the Peewee provider [env: {ENV_DB_URL}; default: "
+                   f"{DEFAULT_DB_URL}].")
+@click.option("-v", "--verbose", is_flag=True, help="Show tracebacks on errors.")
+@click.option("--json", "json_", is_flag=True, help="Print data as JSON (also a command option).")
+@click.version_option(package_name="peewee-checkpoints", prog_name=PROG)
+@click.pass_context
+def cli(  # noqa: PLR0917 - click passes options as arguments
+        ctx: click.Context, config: str | None, provider_name: str | None, db_url: str | None,
+        verbose: bool, json_: bool) -> None:
+    """Inspect, repair and move the checkpoints of an agent deployment.
+
+    The store is chosen by --db-url, else --config/--provider, else $PEEWEE_CHECKPOINTS_DB_URL,
+    else the config file ($PEEWEE_CHECKPOINTS_CONFIG or ./checkpoints.toml), else
+    sqlite:///checkpoints.db.
+    """
+    session = ctx.ensure_object(Session)
+    session.config, session.provider_name, session.db_url = config, provider_name, db_url
+    session.verbose, session.json = verbose, json_
+    if db_url is not None:
+        session.urls.append(db_url)
+    if os.environ.get(ENV_DB_URL):
+        session.urls.append(os.environ[ENV_DB_URL])
+
+
+def _json_option(f: Callable[..., Any]) -> Callable[..., Any]:
+    return click.option("--json", "json_", is_flag=True, help="Print JSON.")(f)
+
+
+def _wants_json(session: Session, flag: bool) -> bool:
+    return flag or session.json
+
+
+@contextlib.contextmanager
+def _provider(session: Session) -> Iterator[CheckpointProvider]:
+    with session.open() as provider:
+        yield provider
+
+
+# -- schema -------------------------------------------------------------------------------------
+
+
+@cli.command()
+@_json_option
+@pass_session
+def migrate(session: Session, json_: bool) -> None:
+    """Apply pending migrations."""
+    with _provider(session) as provider:
+        run = getattr(provider, "migrate", None)
+        applied: list[str] = run() if run is not None else []
+        if _wants_json(session, json_):
+            _emit_json({"applied": applied})
+        elif applied:
+            for name in applied:
+                click.echo(f"applied {name}")
+        else:
+            click.echo("up to date: no pending migrations")
+
+
+@cli.command()
+@_json_option
+@pass_session
+def status(session: Session, json_: bool) -> None:
+    """Show the store: backend, URL (password masked), migrations, row count."""
+    with _provider(session) as provider:
+        info: dict[str, Any] = {"provider": type(provider).__name__}
+        if isinstance(provider, PeeweeCheckpointProvider):
+            applied, pending = provider.applied_migrations(), provider.pending_migrations()
+            info.update(backend=provider.backend, url=provider.url,
+                        applied_migrations=applied, pending_migrations=pending,
+                        checkpoints=_count(provider) if not pending else None)
+        else:
+            info["checkpoints"] = sum(1 for _ in transfer.iter_items(provider))
+        if _wants_json(session, json_):
+            _emit_json(info)
+            return
+        rows = [("provider", info["provider"])]
+        if "backend" in info:
+            rows += [
+                ("backend", info["backend"]),
+                ("url", info["url"]),
+                ("applied", ", ".join(info["applied_migrations"]) or "(none)"),
+                ("pending", ", ".join(info["pending_migrations"]) or "(none)"),
+            ]
+        count = info["checkpoints"]
+        rows.append(("checkpoints", str(count) if count is not None
+                     else "unknown until the pending migrations are applied (run: migrate)"))
+        for key, value in rows:
+            click.echo(f"{key + ':':<13}{value}")
+
+
+# -- single checkpoints --------------------------------------------------------------------------
+
+
+@cli.command()
+@click.argument("file", type=click.File("rb"), default="-", metavar="[FILE|-]")
+@_json_option
+@pass_session
+def store(session: Session, file: IO[bytes], json_: bool) -> None:
+    """Store a checkpoint given as JSON; prints its new id.
+
+    The JSON object has name, agent_id and state, and optionally session_id, agent_type and
+    created_at (epoch ms; default now). FILE defaults to stdin.
+    """
+    checkpoint = transfer.named_from_json(file.read(), f"the checkpoint in {file.name}")
+    with _provider(session) as provider:
+        checkpoint_id = provider.store_checkpoint(checkpoint)
+    if _wants_json(session, json_):
+        _emit_json({"id": checkpoint_id})
+    else:
+        click.echo(checkpoint_id)
+
+
+@cli.command()
+@click.argument("checkpoint_id", metavar="ID")
+@pass_session
+def show(session: Session, checkpoint_id: str) -> None:
+    """Print one checkpoint, state included, as JSON."""
+    with _provider(session) as provider:
+        checkpoint = provider.retrieve_checkpoint(checkpoint_id)
+    if checkpoint is None:
+        raise NotFound(f"no checkpoint with id {checkpoint_id!r}")
+    _emit_json(transfer.record_to_dict(checkpoint))
+
+
+@cli.command("list")
+@click.option("--agent", help="Only this agent_id.")
+@click.option("--session", "session_id", help="Only this session_id.")
+@click.option("--type", "agent_type", help="Only this agent_type.")
+@click.option("--before", type=Moment(), help="Created before (epoch ms or ISO 8601).")
+@click.option("--after", type=Moment(), help="Created after (epoch ms or ISO 8601).")
+@click.option("--limit", type=click.IntRange(min=0), help="At most this many (newest first).")
+@_json_option
+@pass_session
+def list_(  # noqa: PLR0917 - click passes options as arguments
+        session: Session, agent: str | None, session_id: str | None, agent_type: str | None,
+          before: int | None, after: int | None, limit: int | None, json_: bool) -> None:
+    """List checkpoints, newest first, as a table (times in local time) or JSON."""
+    filters = {"agent_id": agent, "session_id": session_id, "agent_type": agent_type,
+               "before": before, "after": after}
+    with _provider(session) as provider:
+        items = itertools.islice(transfer.iter_items(provider, **filters), limit)
+        if _wants_json(session, json_):
+            _write_json_array(items)
+        else:
+            _write_table(items)
+
+
+def _write_json_array(items: Iterator[CheckpointListItem]) -> None:
+    out = _stdout()
+    out.write(b"[")
+    count = 0
+    for count, item in enumerate(items, start=1):
+        out.write((b",\n  " if count > 1 else b"\n  ") + transfer.dumps_compact(vars(item)))
+    out.write(b"\n]\n" if count else b"]\n")
+    out.flush()
+
+
+_TABLE = (("ID", "id"), ("NAME", "name"), ("AGENT", "agent_id"), ("SESSION", "session_id"),
+          ("TYPE", "agent_type"), ("CREATED (local time)", "created_at"))
+_TABLE_SAMPLE = 1000  # column widths come from the first rows; the listing itself streams
+
+
+def _write_table(items: Iterator[CheckpointListItem]) -> None:
+    def cells(item: CheckpointListItem) -> list[str]:
+        return [local_time(item.created_at) if attr == "created_at" else str(getattr(item, attr))
+                for _, attr in _TABLE]
+
+    first = [cells(item) for item in itertools.islice(items, _TABLE_SAMPLE)]
+    widths = [max([len(title), *(len(row[i]) for row in first)])
+              for i, (title, _) in enumerate(_TABLE)]
+
+    def line(row: list[str]) -> str:
+        return "  ".join(v.ljust(w) for v, w in zip(row, widths, strict=True)).rstrip()
+
+    click.echo(line([title for title, _ in _TABLE]))
+    for row in itertools.chain(first, (cells(item) for item in items)):
+        click.echo(line(row))
+    if not first:
+        _info("(no checkpoints)")
+
+
+@cli.command()
+@click.argument("checkpoint_ids", metavar="ID...", nargs=-1, required=True)
+@_json_option
+@pass_session
+def delete(session: Session, checkpoint_ids: tuple[str, ...], json_: bool) -> None:
+    """Delete checkpoints by id; exit code 1 if any id did not exist."""
+    deleted: list[str] = []
+    missing: list[str] = []
+    with _provider(session) as provider:
+        for checkpoint_id in checkpoint_ids:
+            (deleted if provider.delete_checkpoint(checkpoint_id) else missing).append(
+                checkpoint_id)
+    if _wants_json(session, json_):
+        _emit_json({"deleted": deleted, "missing": missing})
+    else:
+        for checkpoint_id in deleted:
+            click.echo(f"deleted {checkpoint_id}")
+    if missing:
+        raise NotFound("no checkpoint with id " + ", ".join(map(repr, missing)))
+
+
+@cli.command()
+@click.option("--before", type=Moment(), help="Delete checkpoints created before TIME.")
+@click.option("--keep-last-per-agent", type=click.IntRange(min=0), metavar="N",
+              help="Delete all but the newest N checkpoints of each agent.")
+@click.option("--dry-run", is_flag=True, help="Only count what would be deleted.")
+@_json_option
+@pass_session
+def prune(session: Session, before: int | None, keep_last_per_agent: int | None, dry_run: bool,
+          json_: bool) -> None:
+    """Delete old checkpoints by age and/or by count per agent.
+
+    With both rules, a checkpoint goes if either rule removes it. Prints how many were (with
+    --dry-run, would be) deleted.
+    """
+    if before is None and keep_last_per_agent is None:
+        raise click.UsageError("prune needs --before and/or --keep-last-per-agent")
+    with _provider(session) as provider:
+        count = provider.prune(before=before, keep_last_per_agent=keep_last_per_agent,
+                               dry_run=dry_run)
+    if _wants_json(session, json_):
+        _emit_json({"would_delete" if dry_run else "deleted": count})
+    else:
+        noun = f"checkpoint{'s' * (count != 1)}"
+        click.echo(f"would delete {count} {noun}" if dry_run else f"deleted {count} {noun}")
+
+
+# -- bulk: export, import, copy ------------------------------------------------------------------
+
+
+@cli.command("export")
+@click.option("--out", "out_path", type=click.Path(dir_okay=False, writable=True), metavar="FILE",
+              help="Write to FILE (atomically, readable by you only) instead of stdout.")
+@pass_session
+def export_(session: Session, out_path: str | None) -> None:
+    """Write every checkpoint as JSON Lines, one per line with its id (streamed)."""
+    with _provider(session) as provider, Progress("exporting", _count(provider)) as progress:
+        try:
+            if out_path is None:
+                count = transfer.export_lines(provider, _stdout(), progress)
+            else:
+                count = _export_to_file(provider, out_path, progress)
+        except KeyboardInterrupt:
+            raise Interrupted(
+                f"interrupted; {out_path} was not written" if out_path
+                else "interrupted; the output is incomplete"
+            ) from None
+    _info(f"exported {count} checkpoint{'s' * (count != 1)}")
+
+
+def _export_to_file(provider: CheckpointProvider, path: str, progress: Progress) -> int:
+    # A temporary file in the same directory, renamed at the end: an interrupted export never
+    # leaves a truncated file under the requested name. mkstemp creates it mode 0600: states
+    # are private data.
+    fd, temp = tempfile.mkstemp(dir=os.path.dirname(os.path.abspath(path)),
+                                prefix=".export-", suffix=".jsonl.tmp")
+    try:
+        with os.fdopen(fd, "wb") as out:
+            count = transfer.export_lines(provider, out, progress)
+            out.flush()
+            os.fsync(out.fileno())
+        os.replace(temp, path)
+    except BaseException:
+        with contextlib.suppress(OSError):
+            os.remove(temp)
+        raise
+    return count
+
+
+@cli.command("import")
+@click.argument("file", type=click.File("rb"), default="-", metavar="[FILE|-]")
+@_json_option
+@pass_session
+def import_(session: Session, file: IO[bytes], json_: bool) -> None:
+    """Import JSON Lines (as export writes them), keeping ids; existing ids are skipped."""
+    counts = transfer.TransferCounts()
+    length = None
+    with contextlib.suppress(OSError, ValueError, AttributeError):
+        stat = os.fstat(file.fileno())
+        length = stat.st_size if stat.st_size and os.path.isfile(file.name) else None
+    with _provider(session) as provider, Progress("importing", length) as progress:
+        try:
+            transfer.import_lines(provider, file, counts, progress,
+                                  "stdin" if file.name == "<stdin>" else file.name)
+        except KeyboardInterrupt:
+            raise Interrupted(
+                f"interrupted after importing {counts.written} and skipping {counts.skipped}; "
+                "every imported checkpoint is complete: run the same import again to finish"
+            ) from None
+        except CheckpointError as exc:
+            if counts.written:
+                raise type(exc)(
+                    f"{exc} ({counts.written} imported before it are kept, and skipped when "
+                    "you import again)"
+                ) from exc
+            raise
+    _report(session, json_, "imported", counts)
+
+
+@cli.command()
+@click.option("--to", "target", required=True, metavar="URL_OR_PROVIDER",
+              help="A db_url, or a provider name from the config file.")
+@_json_option
+@pass_session
+def copy(session: Session, target: str, json_: bool) -> None:
+    """Copy every checkpoint, with its id, to another store; re-runs copy only what is missing."""
+    counts = transfer.TransferCounts()
+    with (
+        _provider(session) as source,
+        session.open_target(target) as dest,
+        Progress("copying", _count(source)) as progress,
+    ):
+        try:
+            transfer.copy_all(source, dest, counts, progress)
+        except KeyboardInterrupt:
+            raise Interrupted(
+                f"interrupted after copying {counts.written} (skipped {counts.skipped} "
+                "already there); every copied checkpoint is complete: run the same copy "
+                "again to finish"
+            ) from None
+    _report(session, json_, "copied", counts)
+
+
+def _report(session: Session, json_: bool, verb: str, counts: transfer.TransferCounts) -> None:
+    if _wants_json(session, json_):
+        _emit_json({verb: counts.written, "skipped": counts.skipped, "vanished": counts.vanished})
+        return
+    text = f"{verb} {counts.written}, skipped {counts.skipped} (id already present)"
+    if counts.vanished:
+        text += f", {counts.vanished} deleted from the source meanwhile"
+    click.echo(text)
+
+
+# -- plugins -------------------------------------------------------------------------------------
+
+
+@cli.command()
+@_json_option
+@pass_session
+def providers(session: Session, json_: bool) -> None:
+    """List the installed provider types and the distributions they come from.
+
+    Each one is imported to check that it loads; exit code 1 if any does not.
+    """
+    found = available_providers()
+    problems = provider_errors()
+    rows = [
+        {"name": info.name, "distribution": info.distribution, "version": info.version,
+         "object": info.value, "error": str(problems[name]) if name in problems else None}
+        for name, info in found.items()
+    ]
+    if _wants_json(session, json_):
+        _emit_json(rows)
+    else:
+        table: list[list[str]] = [["TYPE", "DISTRIBUTION", "VERSION", "OBJECT", "STATUS"]]
+        table += [
+            [info.name, info.distribution or "?", info.version or "?", info.value,
+             "broken" if name in problems else "ok"]
+            for name, info in found.items()
+        ]
+        widths = [max(len(row[i]) for row in table) for i in range(len(table[0]))]
+        for row in table:
+            click.echo("  ".join(v.ljust(w) for v, w in zip(row, widths, strict=True)).rstrip())
+        if not rows:
+            _info("(no providers installed)")
+    if problems:
+        raise click.ClickException("; ".join(str(e) for e in problems.values()))
+
+
+# -- entry point -------------------------------------------------------------------------------
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    """Run the command line; returns the exit code (0 ok, 1 storage, 2 usage, 130 Ctrl-C)."""
+    session = Session()
+    try:
+        result = cli.main(args=list(argv) if argv is not None else None, prog_name=PROG,
+                          standalone_mode=False, obj=session)
+        return result if isinstance(result, int) else 0
+    except click.ClickException as exc:
+        hint = None
+        if isinstance(exc, click.UsageError) and exc.ctx is not None:
+            hint = f"try '{exc.ctx.command_path} --help' for help"
+        return _fail(session, exc.format_message(), hint, code=exc.exit_code)
+    except click.Abort:
+        return _fail(session, "interrupted", code=EXIT_INTERRUPTED)
+    except BrokenPipeError:
+        # The reader went away (e.g. `export | head`): not an error worth a message.
+        with contextlib.suppress(OSError):
+            os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
+        return EXIT_BROKEN_PIPE
+    except SystemExit as exc:  # click's own quiet exit when stdout is a closed pipe
+        return exc.code if isinstance(exc.code, int) else EXIT_STORAGE
+    except CheckpointError as exc:
+        code = EXIT_USAGE if isinstance(exc, _USAGE_ERRORS) else EXIT_STORAGE
+        return _fail(session, str(exc), code=code, exc=exc)
+    except OSError as exc:
+        return _fail(session, str(exc), code=EXIT_STORAGE, exc=exc)
+    except Exception as exc:  # a bug still gets a one-line report, not a dump
+        return _fail(session, f"unexpected {type(exc).__name__}: {exc} (run with -v for the "
+                              "traceback and report it)", code=EXIT_STORAGE, exc=exc)
+
+
+def _fail(session: Session, message: str, hint: str | None = None, *, code: int,
+          exc: BaseException | None = None) -> int:
+    redact = session.redactor()
+    if session.verbose and exc is not None:
+        click.echo(redact("".join(traceback.format_exception(exc))).rstrip(), err=True)
+    click.echo(redact(f"error: {message.rstrip()}"), err=True)
+    if hint:
+        click.echo(hint, err=True)
+    return code
