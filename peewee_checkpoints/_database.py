@@ -260,8 +260,6 @@ def open_database(url: str) -> DatabaseTarget:
             # empty database; a private temporary file gives every thread the same one.
             database = kwargs["database"] = _temporary_file()
         _create_private_file(database)
-    if base == "mysql" and "password" in kwargs:
-        kwargs["passwd"] = kwargs.pop("password")
     options = {**_DEFAULTS[backend], **kwargs}
     read_timeout: Any = _UNSET
     if backend == "mysql":
