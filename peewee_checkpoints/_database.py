@@ -260,6 +260,8 @@ def open_database(url: str) -> DatabaseTarget:
             # empty database; a private temporary file gives every thread the same one.
             database = kwargs["database"] = _temporary_file()
         _create_private_file(database)
+    if "passwd" in kwargs:  # playhouse renames it for MySQLdb; PyMySQL deprecates that name
+        kwargs["password"] = kwargs.pop("passwd")
     options = {**_DEFAULTS[backend], **kwargs}
     read_timeout: Any = _UNSET
     if backend == "mysql":
