@@ -154,7 +154,9 @@ def read_config(config: ConfigSource = None) -> tuple[Mapping[str, Any], str]:
 def _read_toml(path: Path, why: str) -> Mapping[str, Any]:
     try:
         with path.open("rb") as file:
-            return tomllib.load(file)
+            # Typed here: with tomli absent (Python 3.11+), mypy checking for 3.10 sees Any.
+            data: dict[str, Any] = tomllib.load(file)
+            return data
     except FileNotFoundError:
         raise ConfigError(f"config file {str(path)!r}{why} does not exist") from None
     except tomllib.TOMLDecodeError as exc:
