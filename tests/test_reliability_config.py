@@ -13,10 +13,12 @@ from __future__ import annotations
 
 import logging
 import os
+import subprocess
 import time
 import traceback
 import uuid
 from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
 from urllib.parse import quote, urlparse
 
@@ -178,21 +180,41 @@ def test_an_sqlite_path_in_a_missing_directory_or_on_a_directory_is_a_storage_er
     _fail(f"sqlite:///{tmp_path}", caplog)
 
 
-@pytest.mark.skipif(os.geteuid() == 0, reason="root writes to read-only files and directories")
+@contextmanager
+def read_only(path: Path) -> Iterator[None]:
+    """Make ``path`` read-only even for root (who ignores mode bits): chmod, and as root the
+    immutable attribute (chattr +i, ext2/3/4 and similar); undone afterwards."""
+    path.chmod(0o500 if path.is_dir() else 0o400)
+    immutable = os.geteuid() == 0
+    if immutable:
+        done = subprocess.run(
+            ["chattr", "+i", str(path)], check=False, capture_output=True, text=True
+        )
+        if done.returncode != 0:
+            pytest.skip(f"running as root and chattr +i failed: {done.stderr.strip()}")
+    try:
+        yield
+    finally:
+        if immutable:
+            subprocess.run(["chattr", "-i", str(path)], check=True)
+        path.chmod(0o700)
+
+
 def test_a_read_only_sqlite_file_or_directory_is_a_storage_error(
     tmp_path: Path, caplog: pytest.LogCaptureFixture
 ) -> None:
     path = tmp_path / "cp.db"
     with PeeweeCheckpointProvider(f"sqlite:///{path}") as provider:
         provider.migrate()
-    path.chmod(0o400)
     for name in ("cp.db-wal", "cp.db-shm"):
         if (tmp_path / name).exists():
             (tmp_path / name).unlink()
-    _fail(f"sqlite:///{path}", caplog)
+    with read_only(path):
+        _fail(f"sqlite:///{path}", caplog)
     folder = tmp_path / "ro"
-    folder.mkdir(mode=0o500)
-    _fail(f"sqlite:///{folder}/cp.db", caplog)
+    folder.mkdir()
+    with read_only(folder):
+        _fail(f"sqlite:///{folder}/cp.db", caplog)
 
 
 def test_the_sqlite_file_is_created_readable_by_its_owner_only(tmp_path: Path) -> None:
