@@ -11,9 +11,11 @@ otherwise that backend is skipped, unless ``PEEWEE_CHECKPOINTS_REQUIRE_BACKENDS`
 
 from __future__ import annotations
 
+import logging
 import os
 import uuid
 from collections.abc import Iterator
+from contextlib import contextmanager
 from urllib.parse import urlparse, urlunparse
 
 import pytest
@@ -225,3 +227,26 @@ def provider(db_url: str) -> Iterator[PeeweeCheckpointProvider]:
         yield p
     finally:
         p.close()
+
+
+@contextmanager
+def captured_sql() -> Iterator[list[str]]:
+    """Every SQL statement Peewee sends while the block runs (Peewee logs each at DEBUG)."""
+    statements: list[str] = []
+
+    class Handler(logging.Handler):
+        def emit(self, record: logging.LogRecord) -> None:
+            msg = record.msg
+            if isinstance(msg, tuple) and msg and isinstance(msg[0], str):
+                statements.append(msg[0])
+
+    logger = logging.getLogger("peewee")
+    handler = Handler(logging.DEBUG)
+    old_level = logger.level
+    logger.addHandler(handler)
+    logger.setLevel(logging.DEBUG)
+    try:
+        yield statements
+    finally:
+        logger.removeHandler(handler)
+        logger.setLevel(old_level)

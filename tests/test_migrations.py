@@ -7,7 +7,6 @@ is what is really in the database, not what the provider believes.
 
 from __future__ import annotations
 
-import logging
 import subprocess
 import sys
 import textwrap
@@ -23,6 +22,7 @@ from playhouse.db_url import connect
 from peewee_checkpoints import MigrationError, NamedCheckpoint, PeeweeCheckpointProvider
 from peewee_checkpoints._migrations import HISTORY_TABLE, known_migrations
 from peewee_checkpoints.model import TABLE_NAME
+from tests.conftest import captured_sql
 
 #: peewee-migrate's default history table: a host application's, never ours.
 HOST_HISTORY_TABLE = "migratehistory"
@@ -119,29 +119,10 @@ def test_an_already_migrated_database_is_left_as_it_is(new_provider, inspect_db)
     assert again.retrieve_checkpoint(checkpoint_id) is not None
 
 
-class _SqlLog(logging.Handler):
-    """Collects the SQL that Peewee runs: its 'peewee' logger gets (sql, params) at DEBUG."""
-
-    def __init__(self) -> None:
-        super().__init__(logging.DEBUG)
-        self.statements: list[str] = []
-
-    def emit(self, record: logging.LogRecord) -> None:
-        message = record.msg
-        self.statements.append(message[0] if isinstance(message, tuple) else record.getMessage())
-
-
 @pytest.fixture
-def sql_log() -> Iterator[_SqlLog]:
-    logger = logging.getLogger("peewee")
-    handler, level = _SqlLog(), logger.level
-    logger.addHandler(handler)
-    logger.setLevel(logging.DEBUG)
-    try:
-        yield handler
-    finally:
-        logger.removeHandler(handler)
-        logger.setLevel(level)
+def sql_log() -> Iterator[list[str]]:
+    with captured_sql() as statements:
+        yield statements
 
 
 def test_the_migration_check_on_a_migrated_database_costs_exactly_one_query(
@@ -153,12 +134,12 @@ def test_the_migration_check_on_a_migrated_database_costs_exactly_one_query(
     setup.close()
 
     provider = new_provider()
-    sql_log.statements.clear()
+    sql_log.clear()
     assert provider.retrieve_checkpoint(checkpoint_id) is not None
-    first_call = list(sql_log.statements)
-    sql_log.statements.clear()
+    first_call = list(sql_log)
+    sql_log.clear()
     assert provider.retrieve_checkpoint(checkpoint_id) is not None
-    later_call = list(sql_log.statements)
+    later_call = list(sql_log)
 
     check = [sql for sql in first_call if sql not in later_call]
     assert len(first_call) == len(later_call) + 1, first_call

@@ -3,10 +3,7 @@ independent databases in one process, and very large states."""
 
 from __future__ import annotations
 
-import logging
 import random
-from collections.abc import Iterator
-from contextlib import contextmanager
 from typing import Any
 
 import pytest
@@ -18,29 +15,7 @@ from peewee_checkpoints import (
     PeeweeCheckpointProvider,
     StorageError,
 )
-
-
-@contextmanager
-def captured_sql() -> Iterator[list[str]]:
-    """Every SQL statement Peewee sends while the block runs (Peewee logs each at DEBUG)."""
-    statements: list[str] = []
-
-    class Handler(logging.Handler):
-        def emit(self, record: logging.LogRecord) -> None:
-            msg = record.msg
-            if isinstance(msg, tuple) and msg and isinstance(msg[0], str):
-                statements.append(msg[0])
-
-    logger = logging.getLogger("peewee")
-    handler = Handler(logging.DEBUG)
-    old_level = logger.level
-    logger.addHandler(handler)
-    logger.setLevel(logging.DEBUG)
-    try:
-        yield statements
-    finally:
-        logger.removeHandler(handler)
-        logger.setLevel(old_level)
+from tests.conftest import captured_sql
 
 
 def chat_state(approx_bytes: int, seed: int = 7) -> dict[str, Any]:
