@@ -34,7 +34,12 @@ _PG_LOCK_KEY = (
 
 def migrations_dir() -> Path:
     """The folder holding the installed migration files."""
-    folder = resources.files("peewee_checkpoints.migrations")
+    try:
+        folder: Any = resources.files("peewee_checkpoints.migrations")
+    except ModuleNotFoundError:
+        # Imported straight from a source checkout (not installed): the top-level migrations/
+        # folder beside the package is what an install would map to this name.
+        folder = Path(__file__).resolve().parent.parent / "migrations"
     path = Path(str(folder))
     if not path.is_dir():
         raise MigrationError(
