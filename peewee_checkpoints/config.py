@@ -154,7 +154,10 @@ def read_config(config: ConfigSource = None) -> tuple[Mapping[str, Any], str]:
 def _read_toml(path: Path, why: str) -> Mapping[str, Any]:
     try:
         with path.open("rb") as file:
-            return tomllib.load(file)
+            # Annotated: with python_version 3.10, mypy reads the tomli branch, and tomli is
+            # not installed on 3.11+ (so its load would be Any).
+            data: dict[str, Any] = tomllib.load(file)
+            return data
     except FileNotFoundError:
         raise ConfigError(f"config file {str(path)!r}{why} does not exist") from None
     except tomllib.TOMLDecodeError as exc:
