@@ -1,6 +1,6 @@
 """A LangGraph graph that checkpoints into peewee-checkpoints, stops for review and resumes.
 
-    pip install 'peewee-checkpoints[langgraph]'
+    pip install '.[langgraph]'                                 # from a clone
     python examples/langgraph_quickstart.py                    # SQLite file ./langgraph.db
     python examples/langgraph_quickstart.py postgresql://user:pass@host/db   # or mysql://...
 

@@ -149,6 +149,7 @@ class TransferCounts:
     """Checkpoints listed by the source but deleted before they could be read."""
 
     def add(self, other: TransferCounts) -> None:
+        """Add ``other``'s counts to these."""
         self.written += other.written
         self.skipped += other.skipped
         self.vanished += other.vanished

@@ -176,6 +176,7 @@ class Moment(_IntParam):
 
     def convert(self, value: Any, param: click.Parameter | None, ctx: click.Context | None
                 ) -> int:
+        """Epoch milliseconds from ``value``; a usage error (exit 2) if it is neither form."""
         if isinstance(value, int):
             return value
         text = str(value).strip()

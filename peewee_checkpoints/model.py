@@ -20,11 +20,17 @@ class Checkpoint(pw.Model):
     """One stored checkpoint. The schema itself is owned by the migrations."""
 
     id = pw.CharField(max_length=64, primary_key=True)
+    """The checkpoint's id (a ULID from ``store_checkpoint``, or kept by an import)."""
     name = pw.CharField(max_length=1024)
+    """Human-readable label, up to 1,024 characters."""
     agent_id = pw.CharField(max_length=255)
+    """The agent whose state this is (indexed)."""
     session_id = pw.CharField(max_length=255, default="")
+    """The conversation or run; empty when there is none (indexed)."""
     agent_type = pw.CharField(max_length=255, default="")
+    """The kind of agent; empty when there is none (indexed)."""
     created_at = pw.BigIntegerField()
+    """Creation time in epoch milliseconds."""
     state = pw.BlobField()
     """The agent's state: UTF-8 JSON bytes, encoded as ``state_codec`` says."""
     state_codec = pw.SmallIntegerField(default=0)

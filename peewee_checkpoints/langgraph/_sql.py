@@ -246,26 +246,31 @@ class SaverSQL:
     # Statements completed by in_list(statement, n).
     @property
     def checkpoints_of_runs(self) -> str:
+        """The checkpoints whose metadata ``run_id`` is in a list."""
         return (
             f"SELECT {CHECKPOINT_COLUMNS} FROM {CHECKPOINTS} WHERE run_id IN"
         )
 
     @property
     def delete_writes_of(self) -> str:
+        """Delete the pending writes of listed checkpoints of one thread and namespace."""
         return f"DELETE FROM {WRITES} WHERE {self.key} AND checkpoint_id IN"
 
     @property
     def delete_checkpoints_of(self) -> str:
+        """Delete listed checkpoints of one thread and namespace."""
         return f"DELETE FROM {CHECKPOINTS} WHERE {self.key} AND checkpoint_id IN"
 
     @property
     def orphan_children_of(self) -> str:
+        """Unlink the children of listed checkpoints from their deleted parent."""
         return (
             f"UPDATE {CHECKPOINTS} SET parent_checkpoint_id = NULL "
             f"WHERE {self.key} AND parent_checkpoint_id IN"
         )
 
     def delete_threads(self, table: str) -> str:
+        """Delete the rows of listed threads from ``table``."""
         return f"DELETE FROM {table} WHERE thread_id IN"
 
     TABLES = (WRITES, BLOBS, CHECKPOINTS)

@@ -20,6 +20,8 @@ from ..records import (
     now_ms,
 )
 
+__all__ = ["CheckpointProviderContract", "assert_same_json"]
+
 
 def assert_same_json(actual: Any, expected: Any, path: str = "state") -> None:
     """Assert equality with the same types at every level and the same key order."""
