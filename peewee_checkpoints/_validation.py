@@ -5,7 +5,7 @@ from __future__ import annotations
 from typing import Any
 
 from .errors import InvalidCheckpointError
-from .records import NamedCheckpoint
+from .records import NamedCheckpoint, StoredCheckpoint
 
 #: Longest ``name`` accepted, in characters (the column is VARCHAR(1024) on the servers).
 MAX_NAME_LENGTH = 1024
@@ -70,6 +70,18 @@ def check_checkpoint(checkpoint: object) -> None:
     check_text("session_id", checkpoint.session_id, MAX_KEY_LENGTH, allow_empty=True)
     check_text("agent_type", checkpoint.agent_type, MAX_KEY_LENGTH, allow_empty=True)
     check_created_at(checkpoint.created_at)
+
+
+def check_stored_checkpoint(checkpoint: object) -> NamedCheckpoint:
+    """Validate a :class:`StoredCheckpoint` to import under its own id; returns it unnamed."""
+    if not isinstance(checkpoint, StoredCheckpoint):
+        raise InvalidCheckpointError(
+            f"expected a StoredCheckpoint, got {type(checkpoint).__name__}"
+        )
+    check_text("id", checkpoint.id, MAX_ID_LENGTH, allow_empty=False)
+    named = checkpoint.to_named()
+    check_checkpoint(named)
+    return named
 
 
 def check_bound(name: str, value: object) -> None:

@@ -12,7 +12,7 @@ from ._validation import (
     MAX_ID_LENGTH,
     check_checkpoint,
     check_limit,
-    check_text,
+    check_stored_checkpoint,
     filter_values,
     is_storable_key,
 )
@@ -64,9 +64,7 @@ class MemoryCheckpointProvider(CheckpointProvider):
 
     def import_checkpoint(self, checkpoint: StoredCheckpoint) -> bool:
         """Store ``checkpoint`` under its own id; False (nothing written) if the id exists."""
-        check_text("id", checkpoint.id, MAX_ID_LENGTH, allow_empty=False)
-        named = checkpoint.to_named()
-        check_checkpoint(named)
+        named = check_stored_checkpoint(checkpoint)
         return self._add(checkpoint.id, named, encode_state(checkpoint.state))
 
     def _add(self, checkpoint_id: str, checkpoint: NamedCheckpoint, data: bytes) -> bool:

@@ -24,7 +24,7 @@ from ._validation import (
     check_limit,
     check_page_limit,
     check_prune_rules,
-    check_text,
+    check_stored_checkpoint,
     filter_values,
     is_storable_key,
 )
@@ -177,9 +177,7 @@ class PeeweeCheckpointProvider(CheckpointProvider):
 
     def import_checkpoint(self, checkpoint: StoredCheckpoint) -> bool:
         """Store ``checkpoint`` under its own id; False (nothing written) if the id exists."""
-        check_text("id", checkpoint.id, MAX_ID_LENGTH, allow_empty=False)
-        named = checkpoint.to_named()
-        check_checkpoint(named)
+        named = check_stored_checkpoint(checkpoint)
         codec, data = pack_state(checkpoint.state)
         return self._insert(checkpoint.id, named, data, codec)
 
