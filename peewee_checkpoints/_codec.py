@@ -25,11 +25,15 @@ def _dumps(state: dict[str, Any]) -> bytes:
     try:
         return orjson.dumps(state)
     except (TypeError, orjson.JSONEncodeError):
-        # orjson stops at 254 levels of nesting, at 64-bit ints and at lone surrogates; the
-        # standard library handles all three (ASCII escapes keep the bytes valid UTF-8).
-        # Anything it cannot encode either is refused by the caller.
-        text = json.dumps(state, ensure_ascii=True, allow_nan=False, separators=(",", ":"))
-        return _STDLIB_MARK + text.encode()
+        return _stdlib_dumps(state)
+
+
+def _stdlib_dumps(state: dict[str, Any]) -> bytes:
+    # orjson stops at 254 levels of nesting, at 64-bit ints and at lone surrogates; the
+    # standard library handles all three (ASCII escapes keep the bytes valid UTF-8).
+    # Anything it cannot encode either is refused by the caller.
+    text = json.dumps(state, ensure_ascii=True, allow_nan=False, separators=(",", ":"))
+    return _STDLIB_MARK + text.encode()
 
 
 def _loads(data: bytes | memoryview) -> Any:
@@ -90,10 +94,7 @@ def encode_state(state: object) -> bytes:
         try:
             data = orjson.dumps(state)
         except (TypeError, orjson.JSONEncodeError):
-            # orjson stops at 254 levels of nesting, at 64-bit ints and at lone surrogates;
-            # the standard library handles all three (ASCII escapes keep the bytes valid
-            # UTF-8). Anything it cannot encode either is refused below.
-            data = _dumps(state)
+            data = _stdlib_dumps(state)  # what orjson cannot encode; see there
             same = _loads(data) == state
         else:
             same = _round_trips(state) if len(data) > CHECK_WHOLE_BELOW else (
