@@ -16,7 +16,13 @@ from .interface import CheckpointProvider
 from .memory import MemoryCheckpointProvider
 from .model import Checkpoint
 from .peewee_provider import PeeweeCheckpointProvider
-from .records import CheckpointListItem, CheckpointPage, NamedCheckpoint, StoredCheckpoint
+from .records import (
+    CheckpointListItem,
+    CheckpointPage,
+    ImportCounts,
+    NamedCheckpoint,
+    StoredCheckpoint,
+)
 
 __all__ = [
     "AsyncCheckpointProvider",
@@ -26,6 +32,7 @@ __all__ = [
     "CheckpointPage",
     "CheckpointProvider",
     "ConfigError",
+    "ImportCounts",
     "InvalidCheckpointError",
     "MemoryCheckpointProvider",
     "MigrationError",

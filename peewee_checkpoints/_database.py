@@ -6,14 +6,20 @@ import atexit
 import contextlib
 import os
 import tempfile
-import threading
+import uuid
+from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any, Literal, TypeVar
-from urllib.parse import unquote, urlparse
+from urllib.parse import ParseResult, unquote, urlparse
 
 import peewee as pw
 from playhouse import db_url as pw_db_url
-from playhouse.pool import PooledDatabase
+from playhouse.pool import (
+    MaxConnectionsExceeded,
+    PooledMySQLDatabase,
+    PooledPostgresqlDatabase,
+    PooledSqliteDatabase,
+)
 
 from .errors import ConfigError
 
@@ -39,9 +45,11 @@ _DEFAULTS: dict[Backend, dict[str, Any]] = {
     # WAL lets readers run beside a writer; synchronous=FULL keeps every acknowledged commit
     # across power loss, not only across a process crash. check_same_thread=False lets close()
     # close connections that other threads opened.
+    # busy_timeout is a pragma: with a pool, Peewee's own ``timeout`` is the wait for a free
+    # connection. check_same_thread=False: pooled connections move between threads.
     "sqlite": {
-        "pragmas": {"journal_mode": "wal", "synchronous": "full", "foreign_keys": 1},
-        "timeout": SQLITE_BUSY_TIMEOUT,
+        "pragmas": {"journal_mode": "wal", "synchronous": "full", "foreign_keys": 1,
+                    "busy_timeout": SQLITE_BUSY_TIMEOUT * 1000},
         "check_same_thread": False,
     },
     "postgres": {"connect_timeout": CONNECT_TIMEOUT, "application_name": "peewee-checkpoints"},
@@ -112,28 +120,32 @@ class DatabaseTarget:
     redact: Redactor
     name: str
     """Database name (the file path for SQLite)."""
+    temporary: str | None = None
+    """The private file behind ``sqlite:///:memory:``, removed when the engine closes."""
 
 
-class _TrackedConnections:
-    """Mixin for a Peewee database class: remembers every connection it opens.
+class _EngineHooks:
+    """Mixin for a Peewee database class: safe connect errors and the engine's connect hook.
 
-    Peewee keeps one connection per thread and ``close()`` closes only the caller's, so a
-    provider used from many threads could never release the others. Connections of threads
-    that have ended are closed as new ones open.
+    Every database the package opens is pooled (playhouse.pool): connections are handed back
+    after each operation, so the number a process holds is bounded by ``max_connections`` and
+    threads that come and go (a thread per request, LangGraph's worker threads) reuse them.
     """
 
-    _pc_lock: threading.Lock
-    _pc_conns: list[tuple[threading.Thread, Any]]
     _pc_redact: Redactor
     _pc_read_timeout: Any
+    _pc_on_connect: Callable[[Any], None] | None
+    _pc_sqlite_path: str | None
 
     def _connect(self) -> Any:
         failure: BaseException | None = None
+        if self._pc_sqlite_path is not None:
+            _create_private_file(self._pc_sqlite_path)
         try:
             conn = super()._connect()  # type: ignore[misc]
         except Exception as exc:
-            if _is_driver_error(exc):
-                raise  # Peewee wraps it; the provider checks it for the password
+            if _is_driver_error(exc) or isinstance(exc, MaxConnectionsExceeded):
+                raise  # Peewee wraps it; the engine checks it for the password
             # Not a DB-API error, so Peewee would let it out unwrapped, and it may hold the
             # password: PyMySQL's UnicodeEncodeError for a password outside latin-1 carries
             # it whole in its repr. Replace it, outside this block so nothing chains to it.
@@ -142,38 +154,20 @@ class _TrackedConnections:
             failure = pw.OperationalError(f"could not connect: {detail}")
         if failure is not None:
             raise failure
-        if isinstance(self, PooledDatabase):
-            # The pool hands its connections out again and again and owns their lifecycle;
-            # its own close_all() closes every one of them.
-            return conn
-        with self._pc_lock:
-            alive = []
-            for thread, other in self._pc_conns:
-                if thread.is_alive():
-                    alive.append((thread, other))
-                else:
-                    _quietly_close(other)
-            alive.append((threading.current_thread(), conn))
-            self._pc_conns = alive
         return conn
 
     def _initialize_connection(self, conn: Any) -> None:
-        super()._initialize_connection(conn)  # type: ignore[misc]
-        if self._pc_read_timeout is not _UNSET:
-            _set_mysql_read_timeout(conn, self._pc_read_timeout)
-
-    def close_all(self) -> None:
-        """Close every connection this database opened, in every thread."""
-        if isinstance(self, PooledDatabase):
-            super().close_all()  # type: ignore[misc]
-            return
-        with self._pc_lock:
-            conns, self._pc_conns = self._pc_conns, []
-        for _thread, conn in conns:
-            _quietly_close(conn)
-        # Forget the calling thread's (now closed) connection; other threads find theirs
-        # closed on their next call, and the provider replaces it.
-        self._state.reset()  # type: ignore[attr-defined]
+        try:
+            super()._initialize_connection(conn)  # type: ignore[misc]
+            if self._pc_read_timeout is not _UNSET:
+                _set_mysql_read_timeout(conn, self._pc_read_timeout)
+            if self._pc_on_connect is not None:
+                self._pc_on_connect(conn)
+        except BaseException:
+            # A connection that could not be set up is not handed out again.
+            self._close(conn, close_conn=True)  # type: ignore[attr-defined]
+            self._state.reset()  # type: ignore[attr-defined]
+            raise
 
 
 _UNSET = object()
@@ -192,7 +186,7 @@ def _set_mysql_read_timeout(conn: Any, seconds: float | None) -> None:
 
     PyMySQL applies ``connect_timeout`` to the TCP connect only and reads the server's
     greeting with ``read_timeout`` (default: none), so a server that accepts the connection
-    and never answers hangs the caller forever. The provider connects with
+    and never answers hangs the caller forever. The engine connects with
     ``read_timeout=connect_timeout`` and restores the user's read timeout here. The
     attributes are PyMySQL's private ones (stable since 1.0); without them nothing changes.
     """
@@ -205,23 +199,19 @@ def _set_mysql_read_timeout(conn: Any, seconds: float | None) -> None:
         sock.settimeout(seconds)
 
 
-def _quietly_close(conn: Any) -> None:
-    # A connection that fails to close is gone either way.
-    with contextlib.suppress(Exception):
-        conn.close()
+_pooled_classes: dict[Backend, type[pw.Database]] = {}
 
 
-_tracked_classes: dict[type[pw.Database], type[pw.Database]] = {}
-
-
-def _tracked(cls: type[pw.Database]) -> type[pw.Database]:
-    if cls not in _tracked_classes:
-        _tracked_classes[cls] = type(cls.__name__, (_TrackedConnections, cls), {})
-    return _tracked_classes[cls]
+def _database_class(backend: Backend) -> type[pw.Database]:
+    if backend not in _pooled_classes:
+        base = {"sqlite": PooledSqliteDatabase, "postgres": PooledPostgresqlDatabase,
+                "mysql": PooledMySQLDatabase}[backend]
+        _pooled_classes[backend] = type(base.__name__, (_EngineHooks, base), {})
+    return _pooled_classes[backend]
 
 
 def open_database(url: str) -> DatabaseTarget:
-    """Parse ``url`` and build (without connecting) the database it names.
+    """Parse ``url`` and build (without connecting, or creating any file) the database it names.
 
     Raises:
         ConfigError: the URL is malformed or names an unsupported backend.
@@ -244,55 +234,121 @@ def open_database(url: str) -> DatabaseTarget:
             f"unsupported db_url scheme {parsed.scheme + '://' if parsed.scheme else '(none)'} "
             f"in {safe_url!r}; use one of {supported} (each also as scheme+pool://)"
         )
+    if backend == "sqlite" and not url[len(parsed.scheme):].startswith("://"):
+        raise ConfigError(
+            f"db_url {safe_url!r} is malformed: a SQLite URL is '{base}:///relative/path.db' "
+            f"(three slashes) or '{base}:////absolute/path.db' (four)"
+        )
+    hosts: dict[str, str] = {}
+    if backend == "postgres" and "," in parsed.netloc:
+        parsed, hosts = _split_hosts(parsed)
     try:
         kwargs = pw_db_url.parseresult_to_dict(parsed, unquote_password=True)
     except ValueError as exc:
         raise ConfigError(redact(f"db_url {safe_url!r} is malformed: {exc}")) from None
+    kwargs.update(hosts)
     database = kwargs.get("database")
     if not database:
         raise ConfigError(
             f"db_url {safe_url!r} names no database. Local databases take three slashes "
             f"('{base}:///dbname'), remote ones '{base}://user@host/dbname'"
         )
-    if backend == "sqlite":
-        if database == ":memory:":
-            # Peewee keeps a connection per thread, and each in-memory connection is its own
-            # empty database; a private temporary file gives every thread the same one.
-            database = kwargs["database"] = _temporary_file()
-        _create_private_file(database)
+    sqlite_path = _sqlite_options(kwargs, safe_url) if backend == "sqlite" else None
+    database = kwargs["database"]
     if "passwd" in kwargs:  # playhouse renames it for MySQLdb; PyMySQL deprecates that name
         kwargs["password"] = kwargs.pop("passwd")
-    options = {**_DEFAULTS[backend], **kwargs}
+    options = {**_DEFAULTS[backend], **_POOL_DEFAULTS, **kwargs}
     read_timeout: Any = _UNSET
     if backend == "mysql":
         # Bound the handshake too (see _set_mysql_read_timeout).
         read_timeout = options.get("read_timeout")
         options["read_timeout"] = options["connect_timeout"]
-    cls = _tracked(pw_db_url.schemes[scheme])
+    cls = _database_class(backend)
     try:
         db: Any = cls(**options)
     except (TypeError, ValueError) as exc:
         raise ConfigError(redact(f"db_url {safe_url!r} has a bad option: {exc}")) from None
-    # Peewee keeps the creation kwargs; set the lock and list on the instance.
-    db._pc_lock = threading.Lock()
-    db._pc_conns = []
     db._pc_redact = redact
     db._pc_read_timeout = read_timeout
-    return DatabaseTarget(db, backend, safe_url, redact, str(database))
+    db._pc_on_connect = None
+    db._pc_sqlite_path = sqlite_path
+    return DatabaseTarget(db, backend, safe_url, redact, str(database),
+                          temporary=sqlite_path if url_is_memory(parsed) else None)
+
+
+def url_is_memory(parsed: ParseResult) -> bool:
+    """True for ``sqlite:///:memory:``."""
+    return parsed.path.lstrip("/") == ":memory:"
+
+
+def _split_hosts(parsed: ParseResult) -> tuple[ParseResult, dict[str, str]]:
+    """libpq's multi-host netloc (``h1:p1,h2:p2``) as ``host``/``port`` lists libpq takes.
+
+    ``urlparse`` cannot read a port out of ``h1:5433,h2:5434``; psycopg2 passes
+    ``host="h1,h2", port="5433,5434"`` to libpq, which tries them in order (and with
+    ``target_session_attrs=read-write`` skips standbys).
+    """
+    userinfo, _, hostlist = parsed.netloc.rpartition("@")
+    names, ports = [], []
+    for item in hostlist.split(","):
+        host, colon, port = item.rpartition(":")
+        if not colon or "]" in port:  # no port, or an IPv6 address without one
+            host, port = item, ""
+        names.append(host.strip("[]"))
+        ports.append(port or "5432")
+    first = "placeholder"
+    rest = parsed._replace(netloc=f"{userinfo}@{first}" if userinfo else first)
+    return rest, {"host": ",".join(names), "port": ",".join(ports)}
+
+
+# Keyword arguments sqlite3.connect and Peewee's SqliteDatabase take from a URL's query string.
+_SQLITE_OPTIONS = frozenset({
+    "database", "timeout", "detect_types", "isolation_level", "check_same_thread",
+    "cached_statements", "uri", "pragmas", "max_connections", "stale_timeout",
+})
+#: Connections one engine keeps at most (in use and idle), unless the URL sets max_connections.
+MAX_CONNECTIONS = 8
+_POOL_DEFAULTS: dict[str, Any] = {
+    "max_connections": MAX_CONNECTIONS,
+    # Seconds a call waits for a free connection when all are in use.
+    "timeout": 30,
+    # Seconds after which an idle connection is closed instead of reused.
+    "stale_timeout": 300,
+}
+
+
+def _sqlite_options(kwargs: dict[str, Any], safe_url: str) -> str | None:
+    """Check and complete a SQLite URL's options; returns the file to create on connect."""
+    unknown = sorted(set(kwargs) - _SQLITE_OPTIONS)
+    if unknown:
+        raise ConfigError(
+            f"db_url {safe_url!r} has unknown option(s) {', '.join(unknown)}; a SQLite URL "
+            f"takes {', '.join(sorted(_SQLITE_OPTIONS - {'database'}))}"
+        )
+    if "timeout" in kwargs:  # sqlite3's busy timeout, in seconds
+        pragmas = dict(_DEFAULTS["sqlite"]["pragmas"])
+        pragmas["busy_timeout"] = int(float(kwargs.pop("timeout")) * 1000)
+        kwargs["pragmas"] = pragmas
+    if kwargs["database"] == ":memory:":
+        # Each in-memory connection is its own empty database; a private temporary file
+        # gives every pooled connection the same one. It is removed on close().
+        kwargs["database"] = _temporary_path()
+    path = str(kwargs["database"])
+    return None if path.startswith("file:") else path  # a URI filename: SQLite parses it
 
 
 def _unquoted(password: str | None) -> str | None:
     return unquote(password) if password else None
 
 
-def _temporary_file() -> str:
-    fd, path = tempfile.mkstemp(prefix="peewee-checkpoints-", suffix=".db")
-    os.close(fd)
-    atexit.register(_remove_sqlite_files, path)
+def _temporary_path() -> str:
+    path = os.path.join(tempfile.gettempdir(), f"peewee-checkpoints-{uuid.uuid4().hex}.db")
+    atexit.register(remove_sqlite_files, path)
     return path
 
 
-def _remove_sqlite_files(path: str) -> None:
+def remove_sqlite_files(path: str) -> None:
+    """Remove a SQLite database file and its WAL and shared-memory files, if present."""
     for suffix in ("", "-wal", "-shm"):
         with contextlib.suppress(OSError):
             os.remove(path + suffix)

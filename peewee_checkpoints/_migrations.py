@@ -3,10 +3,9 @@
 from __future__ import annotations
 
 import datetime as dt
-import hashlib
 import logging
-from collections.abc import Iterator
-from contextlib import contextmanager
+from collections.abc import Callable
+from contextlib import nullcontext
 from functools import cached_property, lru_cache
 from importlib import resources
 from pathlib import Path
@@ -18,6 +17,7 @@ from peewee_migrate.models import MigrateHistory
 from playhouse.migrate import Operation
 
 from ._database import DatabaseTarget, chain
+from ._profiles import BackendProfile
 from .errors import MigrationError
 
 log = logging.getLogger("peewee_checkpoints.migrations")
@@ -25,11 +25,7 @@ log = logging.getLogger("peewee_checkpoints.migrations")
 #: Our own history table: a host application's peewee-migrate keeps its ``migratehistory``.
 HISTORY_TABLE = "peewee_checkpoints_migrations"
 #: Seconds a process waits for another one that is migrating the same database.
-LOCK_TIMEOUT = 120
-# pg_advisory_lock takes a bigint; derive a fixed one from the package name.
-_PG_LOCK_KEY = (
-    int.from_bytes(hashlib.sha256(b"peewee_checkpoints.migrate").digest()[:8], "big") >> 1
-)
+LOCK_TIMEOUT = 60.0
 
 
 def migrations_dir() -> Path:
@@ -85,6 +81,8 @@ class _Router(Router):  # type: ignore[misc,unused-ignore]
         database = self.database
 
         class History(MigrateHistory):  # type: ignore[misc,unused-ignore]
+            # Unique: a second record of one migration is refused, whatever lock failed.
+            name = pw.CharField(max_length=255, unique=True)
             migrated_at = pw.DateTimeField(default=lambda: dt.datetime.now(dt.timezone.utc))
 
             class Meta:
@@ -106,11 +104,18 @@ class _Router(Router):  # type: ignore[misc,unused-ignore]
 
 
 class MigrationRunner:
-    """Brings one database to the schema this version ships, exactly once."""
+    """Brings one database to the schema this version ships, exactly once.
 
-    def __init__(self, target: DatabaseTarget) -> None:
+    ``profile`` returns the engine's current profile, which holds the lock and knows whether
+    the server is read-only.
+    """
+
+    def __init__(self, target: DatabaseTarget, profile: Callable[[], BackendProfile],
+                 lock_timeout: float = LOCK_TIMEOUT) -> None:
         self._target = target
         self._db = target.database
+        self._profile = profile
+        self.lock_timeout = lock_timeout
 
     def _router(self) -> _Router:
         return _Router(
@@ -122,18 +127,20 @@ class MigrationRunner:
 
     def applied(self) -> list[str] | None:
         """Names recorded in the history table, or None if it does not exist yet. One query."""
+        db = self._db
+        # Inside a transaction (PostgreSQL's migration lock) a failed query would abort it:
+        # a savepoint keeps the missing-table case harmless.
+        scope: Any = db.atomic() if db.in_transaction() else nullcontext()
         try:
-            cursor = self._db.execute_sql(f"SELECT name FROM {HISTORY_TABLE}")  # noqa: S608
-        except pw.ProgrammingError:
-            return None  # PostgreSQL and MySQL: no such table
-        except pw.OperationalError as exc:
-            # SQLite says "no such table" this way; on a server an OperationalError is a
-            # connection that failed or dropped, which must not pass for an empty history
-            # (that cost a second connect timeout before the migration attempt failed too).
-            if self._target.backend == "sqlite" and "no such table" in str(exc):
+            with scope:
+                cursor = db.execute_sql(f"SELECT name FROM {HISTORY_TABLE}")  # noqa: S608
+                return [row[0] for row in cursor.fetchall()]
+        except (pw.ProgrammingError, pw.OperationalError) as exc:
+            # On a server an OperationalError is usually a connection that failed or dropped,
+            # which must not pass for an empty history.
+            if self._profile().is_missing_table(exc):
                 return None
             raise
-        return [row[0] for row in cursor.fetchall()]
 
     def pending(self) -> list[str]:
         """Migrations not yet applied; raises MigrationError if the database is newer."""
@@ -160,8 +167,21 @@ class MigrationRunner:
         return set(known_migrations()) <= set(applied)
 
     def migrate(self) -> list[str]:
-        """Apply pending migrations under the lock; returns the names applied by this call."""
-        with self._locked():
+        """Apply pending migrations under the lock; returns the names applied by this call.
+
+        With nothing pending this only reads (a hot standby answers it); otherwise it takes
+        the migration lock, looks again, and applies what is still missing.
+        """
+        if self.is_current():
+            return []
+        profile = self._profile()
+        reason = profile.read_only_reason(self._db)
+        if reason is not None:
+            raise MigrationError(
+                f"{self._target.safe_url} needs migrations ({', '.join(self.pending())}) but "
+                f"{reason}"
+            )
+        with profile.migration_lock(self._db, self.lock_timeout):
             self._check_not_newer(self.applied() or [])
             failure: Exception | None = None
             try:
@@ -176,7 +196,7 @@ class MigrationRunner:
 
     def rollback(self) -> str:
         """Roll back the newest applied migration under the lock; returns its name."""
-        with self._locked():
+        with self._profile().migration_lock(self._db, self.lock_timeout):
             applied = self.applied()
             if not applied:
                 raise MigrationError("there is no applied migration to roll back")
@@ -196,39 +216,4 @@ class MigrationRunner:
         """A MigrationError for ``exc``, raised by the caller outside its except block."""
         redact = self._target.redact
         return chain(MigrationError(redact(f"{what}: {type(exc).__name__}: {exc}")), exc, redact)
-
-    @contextmanager
-    def _locked(self) -> Iterator[None]:
-        """Hold a database-wide lock so that concurrent processes migrate one at a time."""
-        backend = self._target.backend
-        db = self._db
-        if backend == "sqlite":
-            # An IMMEDIATE transaction takes SQLite's write lock up front; the others wait
-            # (busy timeout) and then see the history this one wrote. SQLite DDL is
-            # transactional, so a failure rolls everything back.
-            with db.atomic("IMMEDIATE"):
-                yield
-            return
-        if backend == "postgres":
-            db.execute_sql("SELECT pg_advisory_lock(%s)", (_PG_LOCK_KEY,))
-            try:
-                yield
-            finally:
-                db.execute_sql("SELECT pg_advisory_unlock(%s)", (_PG_LOCK_KEY,))
-            return
-        # MySQL: GET_LOCK names are server-wide, so the name includes the database.
-        name = "peewee_checkpoints.migrate." + hashlib.sha256(
-            self._target.name.encode()
-        ).hexdigest()[:32]
-        row = db.execute_sql("SELECT GET_LOCK(%s, %s)", (name, LOCK_TIMEOUT)).fetchone()
-        if not row or row[0] != 1:
-            raise MigrationError(
-                f"timed out after {LOCK_TIMEOUT}s waiting for another process to finish "
-                f"migrating {self._target.safe_url}"
-            )
-        try:
-            yield
-        finally:
-            db.execute_sql("SELECT RELEASE_LOCK(%s)", (name,))
-
 

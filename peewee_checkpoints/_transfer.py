@@ -8,7 +8,6 @@ and running it again skips what is already there.
 
 from __future__ import annotations
 
-import contextlib
 import json
 import time
 from collections.abc import Iterable, Iterator, Mapping
@@ -16,12 +15,11 @@ from dataclasses import dataclass
 from typing import IO, Any, Protocol
 
 import orjson
-import peewee as pw
 
 from ._codec import dumps_json, loads_json
+from ._validation import check_stored_checkpoint
 from .errors import InvalidCheckpointError, StorageError
 from .interface import CheckpointProvider
-from .peewee_provider import PeeweeCheckpointProvider
 from .records import CheckpointListItem, NamedCheckpoint, StoredCheckpoint
 
 #: Fields of a checkpoint record in JSON, in the order they are written (state last, so a
@@ -173,14 +171,15 @@ def export_lines(provider: CheckpointProvider, out: IO[bytes], monitor: Monitor 
 
 
 class BatchWriter:
-    """Writes checkpoints under their own ids, committing many per transaction where it can.
+    """Writes checkpoints under their own ids, many per call of ``import_checkpoints``.
 
-    A commit per row costs a disk flush per row (on a busy server, milliseconds each); the
-    Peewee provider's rows are therefore written inside a transaction committed every
-    :attr:`batch_rows` rows or :attr:`batch_seconds` seconds. Counts move to ``counts`` only
-    when their transaction commits, so they are exact whatever stops the work, and an
-    interrupted batch is simply absent: the next run writes it. Other providers are written
-    row by row. Once ``monitor`` asks to stop, the current batch is committed and
+    A commit per row costs a disk flush per row (on a busy server, milliseconds each); rows
+    are therefore collected and handed to the target's
+    :meth:`~CheckpointProvider.import_checkpoints` every :attr:`batch_rows` rows or
+    :attr:`batch_seconds` seconds (the Peewee provider writes each batch in one transaction;
+    other providers row by row). Counts move to ``counts`` only when a batch is written, so
+    they are exact whatever stops the work, and an interrupted batch is simply absent: the
+    next run writes it. Once ``monitor`` asks to stop, the current batch is written and
     KeyboardInterrupt raised.
     """
 
@@ -192,35 +191,19 @@ class BatchWriter:
         self._target = target
         self._counts = counts
         self._monitor = monitor
-        self._pending = TransferCounts()
-        self._db: pw.Database | None = None
-        self._txn: Any = None
-        self._conn: Any = None
+        self._batch: list[StoredCheckpoint] = []
+        self._labels: list[str] = []
         self._started = 0.0
-        self._savepoints = False
-        if isinstance(target, PeeweeCheckpointProvider):
-            self._db = target.database
-            # A failed INSERT aborts a whole PostgreSQL transaction; SQLite and MySQL roll back
-            # only the statement. On PostgreSQL each row gets a savepoint, so a duplicate id
-            # costs that row, not the batch.
-            self._savepoints = target.backend == "postgres"
 
     def __enter__(self) -> BatchWriter:
-        if isinstance(self._target, PeeweeCheckpointProvider):
-            # Migrations take their own locks and (on MySQL) commit implicitly: never inside
-            # one of our transactions.
-            self._target.migrate()
         return self
 
     def __exit__(self, exc_type: type[BaseException] | None, exc: BaseException | None,
                  tb: Any) -> None:
         if exc_type is None:
             self.commit()
-        elif self._txn is not None:
-            txn, self._txn = self._txn, None
-            self._pending = TransferCounts()
-            with contextlib.suppress(Exception):  # the original error is the one to report
-                txn.__exit__(exc_type, exc, tb)
+        else:
+            self._batch, self._labels = [], []  # the original error is the one to report
 
     def skipped(self, *, vanished: bool = False, work: int = 1) -> None:
         """Count a checkpoint not written (already present, or gone from the source)."""
@@ -230,67 +213,49 @@ class BatchWriter:
             self._counts.skipped += 1
         self._after_row(work)
 
-    def write(self, checkpoint: StoredCheckpoint, *, work: int = 1) -> None:
+    def write(self, checkpoint: StoredCheckpoint, *, work: int = 1, label: str = "") -> None:
         """Write ``checkpoint`` unless its id exists (then count it as skipped).
 
-        ``work`` is what the row stands for in the progress report (1, or bytes of input).
+        ``work`` is what the row stands for in the progress report (1, or bytes of input);
+        ``label`` names it in an error (``line 7 of input``).
         """
-        if self._db is not None and self._txn is None:
-            self._txn = self._db.atomic()
-            self._txn.__enter__()
-            self._conn = self._db.connection()
+        if not self._batch:
             self._started = time.monotonic()
-        if self._import(checkpoint):
-            self._pending.written += 1
-        else:
-            self._pending.skipped += 1
-        if self._txn is None:
-            self._counts.add(self._pending)
-            self._pending = TransferCounts()
-        elif (self._pending.written + self._pending.skipped >= self.batch_rows
-              or time.monotonic() - self._started >= self.batch_seconds):
+        self._batch.append(checkpoint)
+        self._labels.append(label)
+        if (len(self._batch) >= self.batch_rows
+                or time.monotonic() - self._started >= self.batch_seconds):
             self.commit()
         self._after_row(work)
 
-    def _import(self, checkpoint: StoredCheckpoint) -> bool:
-        if not self._savepoints or self._db is None:
-            return self._target.import_checkpoint(checkpoint)
-        try:
-            with self._db.atomic():  # a savepoint inside the batch's transaction
-                return self._target.import_checkpoint(checkpoint)
-        except StorageError:
-            # The provider tells a duplicate id apart with a query PostgreSQL refuses in a
-            # failed transaction; the savepoint is rolled back now, so ask again.
-            if self._target.retrieve_checkpoint(checkpoint.id) is not None:
-                return False
-            raise
-
     def commit(self) -> None:
-        """Commit the open batch, if any, and count it."""
-        if self._txn is None or self._db is None:
+        """Write the collected batch, if any, and count it."""
+        if not self._batch:
             return
-        txn, self._txn = self._txn, None
-        if self._db.connection() is not self._conn:
-            # The provider replaced a dropped connection mid-batch: what the batch wrote before
-            # went with the old connection, uncommitted.
-            self._pending = TransferCounts()
-            raise StorageError(
-                f"the connection to {self._target_url()} was lost during a batch; its rows were "
-                "not written. Run the same command again to resume"
-            )
+        batch, self._batch = self._batch, []
+        labels, self._labels = self._labels, []
         try:
-            txn.__exit__(None, None, None)
-        except pw.PeeweeException as exc:
-            self._pending = TransferCounts()
+            done = self._target.import_checkpoints(batch)
+        except InvalidCheckpointError:
+            # Nothing of the batch was written: write it row by row up to the bad one, so the
+            # rows before it are kept and the error names it.
+            for checkpoint, label in zip(batch, labels, strict=True):
+                try:
+                    one = self._target.import_checkpoints([checkpoint])
+                except InvalidCheckpointError as exc:
+                    if not label or str(exc).startswith(label):
+                        raise
+                    raise InvalidCheckpointError(f"{label}: {exc}") from exc
+                self._counts.written += one.written
+                self._counts.skipped += one.skipped
+            return
+        except StorageError as exc:
             raise StorageError(
-                f"could not commit a batch on {self._target_url()}: {type(exc).__name__}; its "
-                "rows were not written. Run the same command again to resume"
+                f"{exc}; the {len(batch)} rows of this batch were not written. Run the same "
+                "command again to resume"
             ) from exc
-        self._counts.add(self._pending)
-        self._pending = TransferCounts()
-
-    def _target_url(self) -> str:
-        return str(getattr(self._target, "url", type(self._target).__name__))
+        self._counts.written += done.written
+        self._counts.skipped += done.skipped
 
     def _after_row(self, work: int) -> None:
         self._monitor.advance(work)
@@ -313,12 +278,14 @@ def import_lines(provider: CheckpointProvider, lines: Iterable[bytes], counts: T
                 continue
             what = f"line {number} of {source}"
             try:
-                writer.write(stored_from_json(line, what), work=len(line))
+                checkpoint = stored_from_json(line, what)
+                check_stored_checkpoint(checkpoint)
             except InvalidCheckpointError as exc:
                 writer.commit()  # nothing reached the database for this line: keep the rest
                 if str(exc).startswith(what):
                     raise
                 raise InvalidCheckpointError(f"{what}: {exc}") from exc
+            writer.write(checkpoint, work=len(line), label=what)
 
 
 def _key(item: CheckpointListItem) -> tuple[int, str]:

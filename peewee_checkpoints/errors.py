@@ -39,5 +39,24 @@ class InvalidCheckpointError(CheckpointError, ValueError):
 class StorageError(CheckpointError):
     """The database refused the operation or could not be reached.
 
-    The driver's exception is chained as ``__cause__``.
+    The driver's exception is chained as ``__cause__`` (unless it would show a password).
+
+    Args:
+        message: what failed, and what to do about it.
+        checkpoint_id: set when a store's outcome is unknown: the connection was lost after
+            the row was sent and the server stayed unreachable, so the row may or may not
+            exist. Look it up with ``retrieve_checkpoint(error.checkpoint_id)`` later; storing
+            the same checkpoint again would make a second one.
     """
+
+    def __init__(self, message: str = "", *, checkpoint_id: str | None = None) -> None:
+        super().__init__(message)
+        self.checkpoint_id = checkpoint_id
+
+    def __reduce__(self) -> tuple[object, ...]:
+        # Keep checkpoint_id across pickling (multiprocessing, concurrent.futures).
+        return (_storage_error, (self.args[0] if self.args else "", self.checkpoint_id))
+
+
+def _storage_error(message: str, checkpoint_id: str | None) -> StorageError:
+    return StorageError(message, checkpoint_id=checkpoint_id)

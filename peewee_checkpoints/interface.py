@@ -3,14 +3,20 @@
 from __future__ import annotations
 
 from abc import ABC, abstractmethod
-from collections.abc import Iterator
+from collections.abc import Iterable, Iterator
 from types import TracebackType
 from typing import TypeVar
 
 from ._cursor import decode_cursor, encode_cursor
 from ._validation import check_page_limit, check_prune_rules, filter_values
 from .errors import CheckpointError
-from .records import CheckpointListItem, CheckpointPage, NamedCheckpoint, StoredCheckpoint
+from .records import (
+    CheckpointListItem,
+    CheckpointPage,
+    ImportCounts,
+    NamedCheckpoint,
+    StoredCheckpoint,
+)
 
 __all__ = ["CheckpointProvider"]
 
@@ -78,6 +84,21 @@ class CheckpointProvider(ABC):
         raise :class:`CheckpointError`.
         """
         raise CheckpointError(f"{type(self).__name__} cannot import checkpoints with their ids")
+
+    def import_checkpoints(self, checkpoints: Iterable[StoredCheckpoint]) -> ImportCounts:
+        """Import many checkpoints under their own ids; returns how many were written/skipped.
+
+        The generic version calls :meth:`import_checkpoint` for each. A provider with a
+        database behind it writes them in one transaction (the Peewee provider does), so a
+        failure leaves none of them written and running it again is safe.
+        """
+        counts = ImportCounts()
+        for checkpoint in checkpoints:
+            if self.import_checkpoint(checkpoint):
+                counts.written += 1
+            else:
+                counts.skipped += 1
+        return counts
 
     @abstractmethod
     def close(self) -> None:
@@ -153,15 +174,40 @@ class CheckpointProvider(ABC):
         Filters are those of :meth:`list_checkpoints`. Checkpoints stored or deleted while
         iterating may or may not be seen, but none is yielded twice.
         """
-        cursor: str | None = None
-        while True:
-            page = self.page_checkpoints(agent_id=agent_id, session_id=session_id,
+        values = filter_values(agent_id, session_id, agent_type, before, after)
+        return self._iterate_generic(values is not None, agent_id=agent_id,
+                                     session_id=session_id, agent_type=agent_type,
+                                     before=before, after=after)
+
+    def _iterate_generic(self, matches: bool, *, agent_id: str | None,
+                         session_id: str | None, agent_type: str | None, before: int | None,
+                         after: int | None) -> Iterator[CheckpointListItem]:
+        # Pages of list_checkpoints bounded by created_at only: where a page ends inside a
+        # group of checkpoints sharing one created_at, that whole group is read once, and the
+        # next page starts below it. (Seeking by cursor instead would re-read every tied row
+        # above the cursor on each page: quadratic in the size of a tie group.)
+        if not matches:
+            return
+        size = self.iter_page_size
+        bound = before
+
+        def listing(before: int | None, after: int | None, limit: int | None = None
+                    ) -> list[CheckpointListItem]:
+            return self.list_checkpoints(agent_id=agent_id, session_id=session_id,
                                          agent_type=agent_type, before=before, after=after,
-                                         limit=self.iter_page_size, cursor=cursor)
-            yield from page.items
-            if page.next_cursor is None:
+                                         limit=limit)
+
+        while True:
+            rows = listing(bound, after, size)
+            if len(rows) < size:
+                yield from rows
                 return
-            cursor = page.next_cursor
+            last = rows[-1].created_at
+            yield from (r for r in rows if r.created_at > last)
+            yield from listing(last + 1, last - 1 if last > 0 else None)
+            if last == 0 or (after is not None and last - 1 <= after):
+                return
+            bound = last
 
     def prune(
         self,

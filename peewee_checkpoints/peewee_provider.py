@@ -2,20 +2,16 @@
 
 from __future__ import annotations
 
-import sqlite3
-import threading
-import time
-from collections.abc import Callable, Iterator
-from typing import Any, TypeVar
+from collections.abc import Iterable, Iterator
+from typing import Any
 
 import peewee as pw
-from playhouse.pool import MaxConnectionsExceeded, PooledDatabase
 
 from ._codec import pack_state, unpack_state
 from ._cursor import decode_cursor, encode_cursor
-from ._database import SQLITE_BUSY_TIMEOUT, DatabaseTarget, chain, open_database
+from ._engine import Engine
 from ._ids import new_id
-from ._migrations import MigrationRunner
+from ._migrations import LOCK_TIMEOUT
 from ._statements import FILTERS, KEY_COLUMNS, Statement, Statements
 from ._validation import (
     MAX_CREATED_AT,
@@ -34,6 +30,7 @@ from .model import Checkpoint, bind_model
 from .records import (
     CheckpointListItem,
     CheckpointPage,
+    ImportCounts,
     NamedCheckpoint,
     StoredCheckpoint,
     list_items,
@@ -44,18 +41,6 @@ __all__ = ["DEFAULT_DB_URL", "PeeweeCheckpointProvider"]
 #: The embedded default: a SQLite file in the working directory.
 DEFAULT_DB_URL = "sqlite:///checkpoints.db"
 
-_T = TypeVar("_T")
-
-# Bytes a MySQL INSERT needs besides the escaped state: the SQL text and the other columns
-# (name up to 1024 characters of 4 bytes, keys, id), with room to spare.
-_MYSQL_STATEMENT_OVERHEAD = 16 * 1024
-# psycopg2 sends bytes as the literal '\x<hex>': 2 characters a byte plus 2, and PostgreSQL's
-# scanner holds one literal in at most 2**29 - 1 characters (a doubling buffer that may not reach
-# 1 GiB). Measured on PostgreSQL 15: 268,435,000 bytes stored, 268,436,000 failed with "invalid
-# memory alloc request size 1073741824".
-_POSTGRES_MAX_STATE = (2**29 - 1 - 2) // 2
-# Bytes that PyMySQL escapes with a backslash when it inlines a bytes parameter.
-_MYSQL_ESCAPED = (b"\x00", b"\n", b"\r", b"\x1a", b"'", b'"', b"\\")
 # Agents prune reads per query when applying keep_last_per_agent.
 _AGENT_BATCH = 500
 
@@ -84,35 +69,29 @@ class PeeweeCheckpointProvider(CheckpointProvider):
     """Rows prune deletes per statement. Each DELETE commits on its own, so no lock is held for
     long, and the id list stays under SQLite's oldest limit of 999 bound parameters."""
 
-    def __init__(self, db_url: str = DEFAULT_DB_URL) -> None:
-        self._target: DatabaseTarget = open_database(db_url)
-        # The class db_url picked, with _database._TrackedConnections mixed in (close_all);
-        # Any, because the provider also reaches Peewee's per-thread state (_state).
-        self._db: Any = self._target.database
+    def __init__(self, db_url: str = DEFAULT_DB_URL, *,
+                 migration_lock_timeout: float = LOCK_TIMEOUT) -> None:
+        self._engine = Engine(db_url, migration_lock_timeout=migration_lock_timeout)
+        self._db: Any = self._engine.database
         self._model = bind_model(self._db)
         self._sql = Statements(self._db, self._model)
-        self._migrations = MigrationRunner(self._target)
-        self._ready = False
-        self._ready_lock = threading.Lock()
-        self._max_packet: int | None = None
-        self._pooled = isinstance(self._db, PooledDatabase)
 
     # -- introspection --------------------------------------------------------------------
 
     @property
     def url(self) -> str:
         """The ``db_url`` with its password replaced by ``***``."""
-        return self._target.safe_url
+        return self._engine.url
 
     @property
     def backend(self) -> str:
         """``"sqlite"``, ``"postgres"`` or ``"mysql"``."""
-        return self._target.backend
+        return self._engine.backend
 
     @property
     def database(self) -> pw.Database:
         """The Peewee database this provider uses."""
-        return self._target.database
+        return self._engine.database  # type: ignore[no-any-return]
 
     @property
     def model(self) -> type[Checkpoint]:
@@ -127,51 +106,50 @@ class PeeweeCheckpointProvider(CheckpointProvider):
     def migrate(self) -> list[str]:
         """Apply pending migrations now; returns the names this call applied.
 
-        Safe to call from many processes at once: a database-level lock serializes them and
-        each migration is applied exactly once.
+        Safe to call from many processes at once, on every topology: a database-wide lock
+        serializes them (waiting at most ``migration_lock_timeout`` seconds) and each
+        migration is applied exactly once. With nothing pending it only reads, so it also
+        succeeds on a read-only standby.
 
         Raises:
-            MigrationError: a migration failed, or the database was migrated by a newer version.
+            MigrationError: a migration failed, the lock wait timed out, the server is a
+                read-only standby, or the database was migrated by a newer version.
             StorageError: the database could not be reached.
         """
-        with self._ready_lock:
-            done = self._guard("migrate", self._migrations.migrate, retry=True)
-            self._ready = True
-        return done
+        return self._engine.migrate()
 
     def pending_migrations(self) -> list[str]:
         """Names of shipped migrations not yet applied to the database."""
-        return self._guard("check migrations", self._migrations.pending, retry=True)
+        return self._engine.pending_migrations()
 
     def applied_migrations(self) -> list[str]:
         """Names recorded in the package's migration history table."""
-        return self._guard("check migrations", self._migrations.applied, retry=True) or []
+        return self._engine.applied_migrations()
 
     def rollback_migration(self) -> str:
         """Roll back the newest applied migration (peewee-migrate's rollback); returns its name."""
-        with self._ready_lock:
-            self._ready = False
-            return self._guard("roll back", self._migrations.rollback)
-
-    def _ensure_ready(self) -> None:
-        if self._ready:
-            return
-        with self._ready_lock:
-            if not self._ready:
-                # Both are safe to repeat on a fresh connection: the check only reads, and
-                # the migration runs under a lock and skips what the history records.
-                if not self._guard("check migrations", self._migrations.is_current, retry=True):
-                    self._guard("migrate", self._migrations.migrate, retry=True)
-                self._ready = True
+        return self._engine.rollback_migration()
 
     # -- the provider interface -----------------------------------------------------------
 
     def store_checkpoint(self, checkpoint: NamedCheckpoint) -> str:
-        """Store ``checkpoint``; returns its new id (a 26-character ULID)."""
+        """Store ``checkpoint``; returns its new id (a 26-character ULID).
+
+        The id is made here, before the row is sent, so a store whose connection drops is
+        run again safely: after reconnecting the provider finds its own row by id. If the
+        server stays unreachable, the :class:`StorageError` carries ``checkpoint_id`` and says
+        the outcome is unknown.
+        """
         check_checkpoint(checkpoint)
         codec, data = pack_state(checkpoint.state)
         checkpoint_id = new_id()
-        if not self._insert(checkpoint_id, checkpoint, data, codec):
+        row = self._row(checkpoint_id, checkpoint, data, codec)
+        del data  # the row holds the only reference the driver needs
+        self._engine.ensure_ready()
+        sent = [False]
+        if not self._engine.run("store a checkpoint",
+                                lambda: self._insert(row, sent),
+                                outcome_id=checkpoint_id):
             raise StorageError(f"id {checkpoint_id} already exists on {self.url}")
         return checkpoint_id
 
@@ -179,56 +157,91 @@ class PeeweeCheckpointProvider(CheckpointProvider):
         """Store ``checkpoint`` under its own id; False (nothing written) if the id exists."""
         named = check_stored_checkpoint(checkpoint)
         codec, data = pack_state(checkpoint.state)
-        return self._insert(checkpoint.id, named, data, codec)
+        row = self._row(checkpoint.id, named, data, codec)
+        del data
+        self._engine.ensure_ready()
+        sent = [False]
+        return self._engine.run("import a checkpoint", lambda: self._insert(row, sent),
+                                outcome_id=checkpoint.id)
 
-    def _insert(
-        self, checkpoint_id: str, checkpoint: NamedCheckpoint, data: bytes, codec: int
-    ) -> bool:
-        """INSERT one row; True if written, False if a row with this id already existed."""
-        self._ensure_ready()
-        if self._target.backend == "mysql":
-            self._check_packet_size(data)
-        elif self._target.backend == "sqlite":
-            self._check_sqlite_length(data)
-        elif len(data) > _POSTGRES_MAX_STATE:
-            raise StorageError(
-                f"the encoded state is {len(data)} bytes, more than PostgreSQL accepts in one "
-                f"value ({_POSTGRES_MAX_STATE} bytes: psycopg2 sends it as a hex literal, and "
-                f"the server parses at most 2**29 - 1 characters of one literal) on {self.url}; "
-                "nothing was written. Store a smaller state"
-            )
-        params = self._sql.insert.params(
-            {
-                "id": checkpoint_id,
-                "name": checkpoint.name,
-                "agent_id": checkpoint.agent_id,
-                "state": data,
-                "session_id": checkpoint.session_id,
-                "agent_type": checkpoint.agent_type,
-                "created_at": checkpoint.created_at,
-                "state_codec": codec,
-            }
-        )
-        del data  # the parameter list holds the only reference the driver needs
-        maybe_written = False
+    def import_checkpoints(self, checkpoints: Iterable[StoredCheckpoint]) -> ImportCounts:
+        """Import many checkpoints under their own ids in ONE transaction.
 
-        def run() -> bool:
-            nonlocal maybe_written
+        Either all of them are written (or skipped, where the id exists) or, on an error,
+        none is; running the same batch again is safe. A dropped connection or a deadlock
+        runs the whole batch again. Memory holds the batch's encoded states, so callers pass
+        batches (the CLI's copy and import pass 500 rows or one second's worth).
+        """
+        rows = []
+        for checkpoint in checkpoints:
+            named = check_stored_checkpoint(checkpoint)
+            codec, data = pack_state(checkpoint.state)
+            rows.append(self._row(checkpoint.id, named, data, codec))
+        self._engine.ensure_ready()
+
+        def run() -> ImportCounts:
+            counts = ImportCounts()
+            with self._engine.transaction():
+                for row in rows:
+                    if self._insert(row, [False]):
+                        counts.written += 1
+                    else:
+                        counts.skipped += 1
+            return counts
+
+        return self._engine.run("import checkpoints", run)
+
+    def _row(self, checkpoint_id: str, checkpoint: NamedCheckpoint, data: bytes,
+             codec: int) -> list[Any]:
+        """The INSERT's parameters for one checkpoint."""
+        return self._sql.insert.params({
+            "id": checkpoint_id,
+            "name": checkpoint.name,
+            "agent_id": checkpoint.agent_id,
+            "state": data,
+            "session_id": checkpoint.session_id,
+            "agent_type": checkpoint.agent_type,
+            "created_at": checkpoint.created_at,
+            "state_codec": codec,
+        })
+
+    def _insert(self, row: list[Any], sent: list[bool]) -> bool:
+        """INSERT one row (inside :meth:`Engine.run`); True if written, False if the id exists.
+
+        ``sent[0]`` records that an earlier run of the same call sent the row: when its
+        connection dropped, a row found now under that id is that run's, committed before
+        the drop, so the call wrote it.
+        """
+        engine = self._engine
+        data = row[self._sql.insert.names.index("state")]
+        engine.profile.check_value_size(len(data), data, engine.database.connection())
+        checkpoint_id = row[self._sql.insert.names.index("id")]
+        db = self._db
+        # A failed INSERT aborts a whole PostgreSQL transaction: inside one (a batch), each
+        # row gets a savepoint so that a duplicate id costs that row only.
+        savepoint = db.in_transaction() and engine.profile.failed_statement_aborts_transaction
+        for _ in range(3):
+            was_sent, sent[0] = sent[0], True
             try:
-                self._db.execute_sql(self._sql.insert.sql, params)
+                if savepoint:
+                    with db.atomic():
+                        db.execute_sql(self._sql.insert.sql, row)
+                else:
+                    db.execute_sql(self._sql.insert.sql, row)
             except pw.IntegrityError:
-                if not self._exists(checkpoint_id):
-                    raise
-                # After a dropped connection, the row is the earlier attempt's: it committed
-                # before the connection went. Otherwise the id was already taken.
-                return maybe_written
+                if self._exists(checkpoint_id):
+                    return was_sent
+                # The row that collided was deleted before we looked: insert again.
+                continue
             except pw.PeeweeException as exc:
-                if not self._is_sqlite_busy(exc):
-                    maybe_written = True  # a connection lost mid-statement may have committed
+                if engine.profile.is_busy(exc):
+                    sent[0] = was_sent  # SQLite wrote nothing
                 raise
             return True
-
-        return self._guard("store a checkpoint", run, retry=True)
+        raise StorageError(
+            f"could not write {checkpoint_id} on {self.url}: the id kept colliding with rows "
+            "that were deleted right after (another process deletes and writes the same id)"
+        )
 
     def _exists(self, checkpoint_id: str) -> bool:
         cursor = self._db.execute_sql(self._sql.exists.sql, [checkpoint_id])
@@ -238,7 +251,7 @@ class PeeweeCheckpointProvider(CheckpointProvider):
         """Return the checkpoint with this id, or None (also for a malformed id)."""
         if not is_storable_key(checkpoint_id, MAX_ID_LENGTH):
             return None
-        self._ensure_ready()
+        self._engine.ensure_ready()
         row = self._query_one(self._sql.retrieve, {"id": checkpoint_id})
         if row is None:
             return None
@@ -264,7 +277,7 @@ class PeeweeCheckpointProvider(CheckpointProvider):
         if limit is not None:
             values["limit"] = limit
         statement = self._sql.list(_filters(values), limited=limit is not None)
-        self._ensure_ready()
+        self._engine.ensure_ready()
         rows = self._query_all(statement, values)
         return list_items(rows)
 
@@ -289,7 +302,7 @@ class PeeweeCheckpointProvider(CheckpointProvider):
         values = filter_values(agent_id, session_id, agent_type, before, after)
         if values is None:
             return CheckpointPage([], None)
-        self._ensure_ready()
+        self._engine.ensure_ready()
         return self._page(values, limit, position)
 
     def iter_checkpoints(
@@ -309,7 +322,7 @@ class PeeweeCheckpointProvider(CheckpointProvider):
     def _iterate(self, values: dict[str, Any] | None) -> Iterator[CheckpointListItem]:
         if values is None:
             return
-        self._ensure_ready()
+        self._engine.ensure_ready()
         position: tuple[int, str] | None = None
         while True:
             page = self._page(values, self.iter_page_size, position)
@@ -350,7 +363,7 @@ class PeeweeCheckpointProvider(CheckpointProvider):
         neither the lock held nor the memory used grows with the number of rows removed.
         """
         check_prune_rules(before, keep_last_per_agent)
-        self._ensure_ready()
+        self._engine.ensure_ready()
         # Bounds past the column's range: every row is before it; none is before 0.
         old: dict[str, Any] | None = None
         if before is not None and before > 0:
@@ -412,7 +425,7 @@ class PeeweeCheckpointProvider(CheckpointProvider):
             def run(statement: Statement = delete, params: list[Any] = params) -> int:
                 return int(self._db.execute_sql(statement.sql, params).rowcount)
 
-            removed += self._guard("prune checkpoints", run, retry=True)
+            removed += self._engine.run("prune checkpoints", run)
             if len(keys) < self.prune_batch:
                 return removed
             position = (keys[-1][0], keys[-1][1])
@@ -421,18 +434,18 @@ class PeeweeCheckpointProvider(CheckpointProvider):
         """Delete the checkpoint with this id; True if a row was removed."""
         if not is_storable_key(checkpoint_id, MAX_ID_LENGTH):
             return False
-        self._ensure_ready()
+        self._engine.ensure_ready()
         statement = self._sql.delete
 
         def run() -> int:
             params = statement.params({"id": checkpoint_id})
             return int(self._db.execute_sql(statement.sql, params).rowcount)
 
-        return self._guard("delete a checkpoint", run, retry=True) > 0
+        return self._engine.run("delete a checkpoint", run) > 0
 
     def close(self) -> None:
         """Close every connection this provider opened (later calls reconnect)."""
-        self._db.close_all()
+        self._engine.close()
 
     # -- execution ------------------------------------------------------------------------
 
@@ -440,127 +453,10 @@ class PeeweeCheckpointProvider(CheckpointProvider):
         def run() -> Any:
             return self._db.execute_sql(statement.sql, statement.params(values)).fetchone()
 
-        return self._guard("read", run, retry=True)
+        return self._engine.run("read", run)
 
     def _query_all(self, statement: Statement, values: dict[str, Any]) -> list[Any]:
         def run() -> list[Any]:
             return list(self._db.execute_sql(statement.sql, statement.params(values)).fetchall())
 
-        return self._guard("list checkpoints", run, retry=True)
-
-    def _guard(self, action: str, run: Callable[[], _T], *, retry: bool = False) -> _T:
-        """Run ``run``; driver errors become StorageError, a dropped connection is replaced.
-
-        With ``retry``, an operation whose connection turned out to be dead is run once more
-        on a fresh connection (reads, and writes that are idempotent by id).
-        """
-        try:
-            reconnects = 1 if retry else 0
-            busy_deadline: float | None = None
-            pause = 0.005
-            while True:
-                try:
-                    return run()
-                except (pw.PeeweeException, MaxConnectionsExceeded) as exc:
-                    failure: BaseException = exc
-                if self._is_sqlite_busy(failure):
-                    # SQLite's busy timeout does not cover every lock (a connection opening
-                    # while another switches the file to WAL or recovers it gets SQLITE_BUSY
-                    # at once); nothing was written, so wait a little and run it again.
-                    now = time.monotonic()
-                    busy_deadline = busy_deadline or now + SQLITE_BUSY_TIMEOUT
-                    if now < busy_deadline:
-                        self._discard_if_broken()
-                        time.sleep(pause)
-                        pause = min(pause * 2, 0.2)
-                        continue
-                if reconnects and self._discard_if_broken():
-                    reconnects -= 1
-                    continue
-                break
-            self._discard_if_broken()
-            # Raised here, outside the except blocks, so that the driver's error is chained
-            # only when it is safe to show (chain() checks it for the password).
-            raise self._storage_error(action, failure)
-        finally:
-            if self._pooled:
-                self._release()
-
-    def _is_sqlite_busy(self, exc: BaseException) -> bool:
-        return self._target.backend == "sqlite" and "database is locked" in str(exc)
-
-    def _release(self) -> None:
-        """Give a pooled connection back after each operation.
-
-        Threads that end (a thread per request) would otherwise keep theirs until the pool
-        ran out; checking one out and in costs no round trip.
-        """
-        try:
-            self._db.close()
-        except Exception:  # a connection that fails to close is gone either way: forget it
-            self._db._state.reset()
-
-    def _storage_error(self, action: str, exc: BaseException) -> StorageError:
-        message = f"could not {action} on {self.url}: {type(exc).__name__}: {exc}"
-        redact = self._target.redact
-        return chain(StorageError(redact(message)), exc, redact)
-
-    def _discard_if_broken(self) -> bool:
-        """Drop this thread's connection if the server closed it; True if one was dropped."""
-        state = self._db._state
-        conn = state.conn
-        if conn is None or state.closed:
-            return False
-        backend = self._target.backend
-        if backend == "postgres":
-            broken = bool(conn.closed)
-        elif backend == "mysql":
-            broken = not conn.open
-        else:
-            try:
-                conn.total_changes  # noqa: B018 - raises once the connection is closed
-                broken = False
-            except Exception:
-                broken = True
-        if broken:
-            try:
-                self._db.close()
-            except Exception:
-                state.reset()
-        return broken
-
-    def _check_sqlite_length(self, data: bytes) -> None:
-        """Refuse a state longer than this SQLite connection's SQLITE_LIMIT_LENGTH."""
-        conn = self._guard("connect", self._db.connection)
-        getlimit = getattr(conn, "getlimit", None)  # Python 3.11+
-        if getlimit is None:
-            return  # SQLite's own "string or blob too big" still refuses it, unnamed
-        limit = int(getlimit(getattr(sqlite3, "SQLITE_LIMIT_LENGTH", 0)))
-        if len(data) > limit:
-            raise StorageError(
-                f"the encoded state is {len(data)} bytes, more than SQLite's "
-                f"SQLITE_LIMIT_LENGTH ({limit} bytes) allows on {self.url}; nothing was "
-                "written. Store a smaller state"
-            )
-
-    def _check_packet_size(self, data: bytes) -> None:
-        """Refuse a state MySQL would reject as too large, before sending any of it."""
-        if self._max_packet is None:
-            row = self._guard(
-                "read max_allowed_packet",
-                lambda: self._db.execute_sql("SELECT @@max_allowed_packet").fetchone(),
-                retry=True,
-            )
-            self._max_packet = int(row[0])
-        limit = self._max_packet - _MYSQL_STATEMENT_OVERHEAD
-        if 2 * len(data) <= limit:
-            return  # even if every byte were escaped it would fit
-        size = len(data) + sum(data.count(b) for b in _MYSQL_ESCAPED)
-        if size > limit:
-            raise StorageError(
-                f"the encoded state is {size} bytes, more than the server's max_allowed_packet "
-                f"({self._max_packet} bytes) allows in one statement on {self.url}; nothing was "
-                "written. Raise max_allowed_packet on the MySQL/MariaDB server (SET GLOBAL "
-                "max_allowed_packet=...; [mysqld] max_allowed_packet in my.cnf) or store a "
-                "smaller state"
-            )
+        return self._engine.run("list checkpoints", run)

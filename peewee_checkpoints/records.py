@@ -7,7 +7,14 @@ from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
-__all__ = ["CheckpointListItem", "CheckpointPage", "NamedCheckpoint", "StoredCheckpoint", "now_ms"]
+__all__ = [
+    "CheckpointListItem",
+    "CheckpointPage",
+    "ImportCounts",
+    "NamedCheckpoint",
+    "StoredCheckpoint",
+    "now_ms",
+]
 
 
 def now_ms() -> int:
@@ -98,6 +105,16 @@ def list_items(rows: Iterable[Sequence[Any]]) -> list[CheckpointListItem]:
         d["id"], d["name"], d["agent_id"], d["session_id"], d["agent_type"], d["created_at"] = row
         items.append(item)
     return items
+
+
+@dataclass
+class ImportCounts:
+    """What :meth:`CheckpointProvider.import_checkpoints` did."""
+
+    written: int = 0
+    """Checkpoints written under their own ids."""
+    skipped: int = 0
+    """Checkpoints whose id already existed (nothing written for them)."""
 
 
 @dataclass(frozen=True)

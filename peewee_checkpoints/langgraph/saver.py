@@ -21,9 +21,10 @@ from langgraph.checkpoint.base import (
 )
 from langgraph.checkpoint.serde.base import SerializerProtocol
 
+from .._engine import Engine
+from .._migrations import LOCK_TIMEOUT
 from .._validation import text_problem
 from ..errors import ConfigError, InvalidCheckpointError
-from ..peewee_provider import PeeweeCheckpointProvider
 from ._sql import CHUNK, SaverSQL
 
 __all__ = ["PeeweeSaver"]
@@ -145,20 +146,21 @@ class PeeweeSaver(BaseCheckpointSaver[str]):
     :class:`~peewee_checkpoints.InvalidCheckpointError`.
     """
 
-    def __init__(self, db_url: str, *, serde: SerializerProtocol | None = None) -> None:
+    def __init__(self, db_url: str, *, serde: SerializerProtocol | None = None,
+                 migration_lock_timeout: float = LOCK_TIMEOUT) -> None:
         _refuse_pickle(serde)
         super().__init__(serde=serde)
-        self._provider = PeeweeCheckpointProvider(db_url)
-        self._db = self._provider.database
-        self._sql = SaverSQL(self._provider._target.backend, self._db.param)
-        self._binary_is_bytes = self._provider.backend != "postgres"
+        self._engine = Engine(db_url, migration_lock_timeout=migration_lock_timeout)
+        self._db = self._engine.database
+        self._sql = SaverSQL(self._engine.backend, self._engine.param)
+        self._binary_is_bytes = self._engine.profile.binary_is_bytes
 
     # -- plumbing -------------------------------------------------------------------------
 
     @property
     def url(self) -> str:
         """The ``db_url`` with its password replaced by ``***``."""
-        return self._provider.url
+        return self._engine.url
 
     def __repr__(self) -> str:
         return f"{type(self).__name__}({self.url!r})"
@@ -171,29 +173,23 @@ class PeeweeSaver(BaseCheckpointSaver[str]):
 
     def close(self) -> None:
         """Close every connection this saver opened (later calls reconnect)."""
-        self._provider.close()
+        self._engine.close()
 
     def setup(self) -> None:
         """Apply pending migrations now; optional, the first call does it anyway."""
-        self._provider.migrate()
+        self._engine.migrate()
 
     def _run(self, action: str, fn: Callable[[], _T]) -> _T:
         # Every statement the saver runs is idempotent (upserts, deletes, copies that keep
-        # existing rows), so a call whose connection dropped is retried once.
-        provider = self._provider
-        if not provider._ready:
-            provider._ensure_ready()
-        return provider._guard(action, fn, retry=True)
+        # existing rows), so a dropped connection or a deadlock runs the call again.
+        self._engine.ensure_ready()
+        return self._engine.run(action, fn)
 
     def _execute(self, sql: str, params: Sequence[Any] = ()) -> Any:
         return self._db.execute_sql(sql, params)
 
     def _transaction(self, *, writes_after_reads: bool = False) -> AbstractContextManager[Any]:
-        if writes_after_reads and self._provider.backend == "sqlite":
-            # Take SQLite's write lock up front: a deferred transaction that reads first
-            # cannot wait for the lock later and fails with "database is locked".
-            return self._db.atomic("IMMEDIATE")
-        return self._db.atomic()
+        return self._engine.transaction(write=writes_after_reads)
 
     def _bytes(self, value: Any) -> bytes:
         return value if self._binary_is_bytes or value is None else bytes(value)
@@ -270,7 +266,7 @@ class PeeweeSaver(BaseCheckpointSaver[str]):
         def run() -> None:
             if not chunks:
                 self._execute(self._sql.put_checkpoint, params)
-            elif len(chunks) == 1 and self._provider.backend == "postgres":
+            elif len(chunks) == 1 and self._engine.profile.writable_cte:
                 # One statement: one round trip instead of four (BEGIN, two inserts, COMMIT).
                 sql = self._sql.put_with_blobs(len(blob_params) // 6)
                 self._execute(sql, [*blob_params, *params])
