@@ -17,7 +17,7 @@ TABLE = "peewee_checkpoints"
 # the widest binary type (MySQL's BLOB would stop at 64 KB) and is the last column, so reading
 # the other columns never touches it.
 _SQLITE = [
-    f"""CREATE TABLE {TABLE} (
+    f"""CREATE TABLE IF NOT EXISTS {TABLE} (
         id TEXT NOT NULL PRIMARY KEY,
         name TEXT NOT NULL,
         agent_id TEXT NOT NULL,
@@ -31,7 +31,7 @@ _SQLITE = [
 # "C" collation on id: ordering by id is by code point, as on SQLite and MySQL's binary
 # collations, so the (created_at, id) order is the same on every backend.
 _POSTGRES = [
-    f"""CREATE TABLE {TABLE} (
+    f"""CREATE TABLE IF NOT EXISTS {TABLE} (
         id VARCHAR(64) COLLATE "C" NOT NULL PRIMARY KEY,
         name VARCHAR(1024) NOT NULL,
         agent_id VARCHAR(255) NOT NULL,
@@ -42,16 +42,17 @@ _POSTGRES = [
     )""",
 ]
 
+_INDEX = "CREATE INDEX IF NOT EXISTS {table}_{name}_idx ON {table} ({columns})"
 _INDEXES = [
-    f"CREATE INDEX {TABLE}_created_idx ON {TABLE} (created_at DESC, id DESC)",
-    f"CREATE INDEX {TABLE}_agent_idx ON {TABLE} (agent_id, created_at DESC, id DESC)",
-    f"CREATE INDEX {TABLE}_session_idx ON {TABLE} (session_id, created_at DESC, id DESC)",
-    f"CREATE INDEX {TABLE}_type_idx ON {TABLE} (agent_type, created_at DESC, id DESC)",
+    _INDEX.format(table=TABLE, name="created", columns="created_at DESC, id DESC"),
+    _INDEX.format(table=TABLE, name="agent", columns="agent_id, created_at DESC, id DESC"),
+    _INDEX.format(table=TABLE, name="session", columns="session_id, created_at DESC, id DESC"),
+    _INDEX.format(table=TABLE, name="type", columns="agent_type, created_at DESC, id DESC"),
 ]
 
 # MySQL runs DDL outside transactions, so the table and its indexes are one statement: it
 # exists whole or not at all. The charset is stated so a latin1 database default cannot apply.
-_MYSQL = """CREATE TABLE {table} (
+_MYSQL = """CREATE TABLE IF NOT EXISTS {table} (
     id VARCHAR(64) NOT NULL,
     name VARCHAR(1024) NOT NULL,
     agent_id VARCHAR(255) NOT NULL,

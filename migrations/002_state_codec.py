@@ -14,8 +14,13 @@ import peewee as pw
 import zstandard
 
 TABLE = "peewee_checkpoints"
+# SQLite's DDL is transactional and runs under the migration lock; PostgreSQL takes IF NOT
+# EXISTS; MySQL 8 does not, so the column is looked up first there (idempotent either way).
 _ADD_SQLITE = f"ALTER TABLE {TABLE} ADD COLUMN state_codec INTEGER NOT NULL DEFAULT 0"
-_ADD_SERVER = f"ALTER TABLE {TABLE} ADD COLUMN state_codec SMALLINT NOT NULL DEFAULT 0"
+_ADD_POSTGRES = (
+    f"ALTER TABLE {TABLE} ADD COLUMN IF NOT EXISTS state_codec SMALLINT NOT NULL DEFAULT 0"
+)
+_ADD_MYSQL = f"ALTER TABLE {TABLE} ADD COLUMN state_codec SMALLINT NOT NULL DEFAULT 0"
 _CODEC_ZSTD = 1
 _BATCH = 200
 
@@ -27,8 +32,21 @@ def _real(database: Any) -> Any:
 def migrate(migrator: Any, database: Any, *, fake: bool = False) -> None:
     """Add the ``state_codec`` column (instant on PostgreSQL 11+, MariaDB 10.3+, MySQL 8)."""
     db = _real(database)
-    statement = _ADD_SQLITE if isinstance(db, pw.SqliteDatabase) else _ADD_SERVER
-    migrator.sql(statement)
+    if isinstance(db, pw.SqliteDatabase):
+        migrator.sql(_ADD_SQLITE)
+    elif isinstance(db, pw.PostgresqlDatabase):
+        migrator.sql(_ADD_POSTGRES)
+    elif fake or not _has_column(db):
+        migrator.sql(_ADD_MYSQL)
+
+
+def _has_column(db: Any) -> bool:
+    cursor = db.execute_sql(
+        "SELECT 1 FROM information_schema.COLUMNS WHERE TABLE_SCHEMA = DATABASE() "
+        "AND TABLE_NAME = %s AND COLUMN_NAME = 'state_codec'",
+        (TABLE,),
+    )
+    return cursor.fetchone() is not None
 
 
 def _decompress_all(db: Any) -> None:

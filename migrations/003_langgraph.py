@@ -23,7 +23,7 @@ WRITES = "peewee_checkpoints_lg_writes"
 # (4 bytes a character): blobs 255+255+191+64 = 765 characters, writes 255+255+64+128 = 702.
 # The saver refuses longer values with the same limits on every backend.
 _SQLITE = [
-    f"""CREATE TABLE {CHECKPOINTS} (
+    f"""CREATE TABLE IF NOT EXISTS {CHECKPOINTS} (
         thread_id TEXT NOT NULL,
         checkpoint_ns TEXT NOT NULL DEFAULT '',
         checkpoint_id TEXT NOT NULL,
@@ -36,8 +36,8 @@ _SQLITE = [
         blob_refs TEXT NOT NULL,
         PRIMARY KEY (thread_id, checkpoint_ns, checkpoint_id)
     )""",
-    f"CREATE INDEX {CHECKPOINTS}_run_idx ON {CHECKPOINTS} (run_id)",
-    f"""CREATE TABLE {BLOBS} (
+    f"CREATE INDEX IF NOT EXISTS {CHECKPOINTS}_run_idx ON {CHECKPOINTS} (run_id)",
+    f"""CREATE TABLE IF NOT EXISTS {BLOBS} (
         thread_id TEXT NOT NULL,
         checkpoint_ns TEXT NOT NULL DEFAULT '',
         channel TEXT NOT NULL,
@@ -46,7 +46,7 @@ _SQLITE = [
         data BLOB,
         PRIMARY KEY (thread_id, checkpoint_ns, channel, version)
     )""",
-    f"""CREATE TABLE {WRITES} (
+    f"""CREATE TABLE IF NOT EXISTS {WRITES} (
         thread_id TEXT NOT NULL,
         checkpoint_ns TEXT NOT NULL DEFAULT '',
         checkpoint_id TEXT NOT NULL,
@@ -63,7 +63,7 @@ _SQLITE = [
 # "C" collation on the keys: checkpoint ids order by code point as on the other backends, and
 # comparisons skip the locale's rules.
 _POSTGRES = [
-    f"""CREATE TABLE {CHECKPOINTS} (
+    f"""CREATE TABLE IF NOT EXISTS {CHECKPOINTS} (
         thread_id VARCHAR(255) COLLATE "C" NOT NULL,
         checkpoint_ns VARCHAR(255) COLLATE "C" NOT NULL DEFAULT '',
         checkpoint_id VARCHAR(64) COLLATE "C" NOT NULL,
@@ -76,8 +76,8 @@ _POSTGRES = [
         blob_refs TEXT NOT NULL,
         PRIMARY KEY (thread_id, checkpoint_ns, checkpoint_id)
     )""",
-    f"CREATE INDEX {CHECKPOINTS}_run_idx ON {CHECKPOINTS} (run_id)",
-    f"""CREATE TABLE {BLOBS} (
+    f"CREATE INDEX IF NOT EXISTS {CHECKPOINTS}_run_idx ON {CHECKPOINTS} (run_id)",
+    f"""CREATE TABLE IF NOT EXISTS {BLOBS} (
         thread_id VARCHAR(255) COLLATE "C" NOT NULL,
         checkpoint_ns VARCHAR(255) COLLATE "C" NOT NULL DEFAULT '',
         channel VARCHAR(191) COLLATE "C" NOT NULL,
@@ -86,7 +86,7 @@ _POSTGRES = [
         data BYTEA,
         PRIMARY KEY (thread_id, checkpoint_ns, channel, version)
     )""",
-    f"""CREATE TABLE {WRITES} (
+    f"""CREATE TABLE IF NOT EXISTS {WRITES} (
         thread_id VARCHAR(255) COLLATE "C" NOT NULL,
         checkpoint_ns VARCHAR(255) COLLATE "C" NOT NULL DEFAULT '',
         checkpoint_id VARCHAR(64) COLLATE "C" NOT NULL,

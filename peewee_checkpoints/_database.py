@@ -234,35 +234,25 @@ def open_database(url: str) -> DatabaseTarget:
             f"unsupported db_url scheme {parsed.scheme + '://' if parsed.scheme else '(none)'} "
             f"in {safe_url!r}; use one of {supported} (each also as scheme+pool://)"
         )
-    if backend == "sqlite" and not url[len(parsed.scheme):].startswith("://"):
-        raise ConfigError(
-            f"db_url {safe_url!r} is malformed: a SQLite URL is '{base}:///relative/path.db' "
-            f"(three slashes) or '{base}:////absolute/path.db' (four)"
-        )
-    hosts: dict[str, str] = {}
-    if backend == "postgres" and "," in parsed.netloc:
-        parsed, hosts = _split_hosts(parsed)
+    rules = _URL_RULES[backend]
+    rules.check_form(url, parsed, safe_url)
+    parsed, hosts = rules.split_netloc(parsed)
     try:
         kwargs = pw_db_url.parseresult_to_dict(parsed, unquote_password=True)
     except ValueError as exc:
         raise ConfigError(redact(f"db_url {safe_url!r} is malformed: {exc}")) from None
     kwargs.update(hosts)
-    database = kwargs.get("database")
-    if not database:
+    if not kwargs.get("database"):
         raise ConfigError(
             f"db_url {safe_url!r} names no database. Local databases take three slashes "
             f"('{base}:///dbname'), remote ones '{base}://user@host/dbname'"
         )
-    sqlite_path = _sqlite_options(kwargs, safe_url) if backend == "sqlite" else None
-    database = kwargs["database"]
     if "passwd" in kwargs:  # playhouse renames it for MySQLdb; PyMySQL deprecates that name
         kwargs["password"] = kwargs.pop("passwd")
+    sqlite_path = rules.local_file(kwargs, safe_url)
+    database = kwargs["database"]
     options = {**_DEFAULTS[backend], **_POOL_DEFAULTS, **kwargs}
-    read_timeout: Any = _UNSET
-    if backend == "mysql":
-        # Bound the handshake too (see _set_mysql_read_timeout).
-        read_timeout = options.get("read_timeout")
-        options["read_timeout"] = options["connect_timeout"]
+    read_timeout = rules.bound_handshake(options)
     cls = _database_class(backend)
     try:
         db: Any = cls(**options)
@@ -274,6 +264,56 @@ def open_database(url: str) -> DatabaseTarget:
     db._pc_sqlite_path = sqlite_path
     return DatabaseTarget(db, backend, safe_url, redact, str(database),
                           temporary=sqlite_path if url_is_memory(parsed) else None)
+
+
+class _URLRules:
+    """How one backend's URL is read: the base reads a plain ``scheme://user@host/db``."""
+
+    def check_form(self, url: str, parsed: ParseResult, safe_url: str) -> None:
+        """Refuse a URL shape this backend cannot mean."""
+
+    def split_netloc(self, parsed: ParseResult) -> tuple[ParseResult, dict[str, str]]:
+        """A netloc ``urlparse`` cannot read, as a readable one plus driver options."""
+        return parsed, {}
+
+    def local_file(self, kwargs: dict[str, Any], safe_url: str) -> str | None:
+        """Check and complete the options; returns the local file to create on connect."""
+        return None
+
+    def bound_handshake(self, options: dict[str, Any]) -> Any:
+        """Adjust options so that connecting cannot hang; returns the read timeout to
+        restore after the handshake (``_UNSET``: nothing to restore)."""
+        return _UNSET
+
+
+class _SqliteURL(_URLRules):
+    def check_form(self, url: str, parsed: ParseResult, safe_url: str) -> None:
+        if not url[len(parsed.scheme):].startswith("://"):
+            raise ConfigError(
+                f"db_url {safe_url!r} is malformed: a SQLite URL is 'sqlite:///relative/path.db' "
+                "(three slashes) or 'sqlite:////absolute/path.db' (four)"
+            )
+
+    def local_file(self, kwargs: dict[str, Any], safe_url: str) -> str | None:
+        return _sqlite_options(kwargs, safe_url)
+
+
+class _PostgresURL(_URLRules):
+    def split_netloc(self, parsed: ParseResult) -> tuple[ParseResult, dict[str, str]]:
+        return _split_hosts(parsed) if "," in parsed.netloc else (parsed, {})
+
+
+class _MySQLURL(_URLRules):
+    def bound_handshake(self, options: dict[str, Any]) -> Any:
+        # Bound the handshake too (see _set_mysql_read_timeout).
+        read_timeout = options.get("read_timeout")
+        options["read_timeout"] = options["connect_timeout"]
+        return read_timeout
+
+
+_URL_RULES: dict[Backend, _URLRules] = {
+    "sqlite": _SqliteURL(), "postgres": _PostgresURL(), "mysql": _MySQLURL(),
+}
 
 
 def url_is_memory(parsed: ParseResult) -> bool:

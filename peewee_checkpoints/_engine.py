@@ -68,14 +68,13 @@ class Engine:
     """
 
     def __init__(self, db_url: str, *, migration_lock_timeout: float = LOCK_TIMEOUT) -> None:
-        self._target = open_database(db_url)
-        self.database: Any = self._target.database
+        target = self._target = open_database(db_url)
+        database: Any = target.database
+        self.database: Any = database
         """The Peewee database (pooled); reach it inside :meth:`run`."""
-        self._profile = profile_for(self._target.backend, self._target.safe_url,
-                                    self._target.name)
-        database: Any = self.database
+        self._profile = profile_for(target.backend, target.safe_url, target.name)
         database._pc_on_connect = self._on_connect
-        self._migrations = MigrationRunner(self._target, self._current_profile,
+        self._migrations = MigrationRunner(target, self._current_profile,
                                            migration_lock_timeout)
         self._ready = False
         self._ready_lock = threading.Lock()
@@ -174,8 +173,8 @@ class Engine:
         write lock up front, as a deferred one could not wait for it later ("database is
         locked").
         """
-        if write and self._target.backend == "sqlite":
-            return self.database.atomic("IMMEDIATE")  # type: ignore[no-any-return]
+        if write:
+            return self._profile.write_transaction(self.database)
         return self.database.atomic()  # type: ignore[no-any-return]
 
     def run(self, action: str, fn: Callable[[], _T], *, idempotent: bool = True,
@@ -207,19 +206,24 @@ class Engine:
             pause = RETRY_FIRST_PAUSE
             busy_deadline: float | None = None
             lost = False
+            missing_checked = False
             while True:
-                try:
-                    self._connect()
-                except StorageError as exc:
-                    if lost and outcome_id is not None:
-                        raise self._unknown_outcome(action, outcome_id, exc) from exc
-                    raise
-                try:
-                    return fn()
-                except CheckpointError:
-                    raise
-                except (pw.PeeweeException, MaxConnectionsExceeded) as exc:
-                    failure: BaseException = exc
+                refused = self._connect()
+                if refused is not None:
+                    if self._profile.is_busy(refused):
+                        failure: BaseException = refused  # SQLite locked while connecting
+                    else:
+                        error = self._connect_error(refused)
+                        if lost and outcome_id is not None:
+                            error = self._unknown_outcome(action, outcome_id, error)
+                        raise error
+                else:
+                    try:
+                        return fn()
+                    except CheckpointError:
+                        raise
+                    except (pw.PeeweeException, MaxConnectionsExceeded) as exc:
+                        failure = exc
                 profile = self._profile
                 broken = self._discard_if_broken()
                 lost = lost or broken
@@ -232,6 +236,15 @@ class Engine:
                         continue
                 elif broken and reconnects:
                     reconnects -= 1
+                    continue
+                elif (profile.is_missing_table(failure) and self._ready and not missing_checked
+                      and idempotent):
+                    # The schema went away under a running engine (a migration rolled back,
+                    # a database restored from an older backup): migrate again, run again.
+                    missing_checked = True
+                    self._ready = False
+                    self._release()
+                    self.ensure_ready()
                     continue
                 elif profile.is_retryable(failure) and retries:
                     retries -= 1
@@ -248,22 +261,26 @@ class Engine:
         finally:
             self._release()
 
-    def _connect(self) -> None:
-        """Make sure this thread holds a connection; failures say "could not connect"."""
+    def _connect(self) -> BaseException | None:
+        """Make sure this thread holds a connection; returns the failure if it could not."""
         db = self.database
         if not db.is_closed():
-            return
+            return None
         try:
             db.connect()
         except (pw.PeeweeException, MaxConnectionsExceeded) as exc:
-            failure: BaseException = exc
-        else:
-            return
+            return exc
+        return None
+
+    def _connect_error(self, failure: BaseException) -> StorageError:
+        """The StorageError for a failed connect: it says "could not connect", not what the
+        call was about, since that never started."""
         if isinstance(failure, MaxConnectionsExceeded):
             message = (
-                f"could not get a connection to {self.url}: all {db._max_connections} "
-                "connections of this process's pool stayed in use for the whole wait. Raise "
-                "max_connections (a db_url parameter) or make fewer calls at once"
+                f"could not get a connection to {self.url}: all "
+                f"{self.database._max_connections} connections of this process's pool stayed "
+                "in use for the whole wait. Raise max_connections (a db_url parameter) or make "
+                "fewer calls at once"
             )
         else:
             hint = self._profile.explain(failure)
@@ -271,7 +288,7 @@ class Engine:
             message = f"could not connect to {self.url}: " + (
                 f"{hint} ({detail})" if hint else detail)
         redact = self.redact
-        raise chain(StorageError(redact(message)), failure, redact)
+        return chain(StorageError(redact(message)), failure, redact)
 
     def storage_error(self, action: str, exc: BaseException, *,
                       checkpoint_id: str | None = None) -> StorageError:

@@ -110,13 +110,20 @@ class BackendProfile:
         """True for a deadlock or serialization failure: an idempotent call may run again."""
         return _error_code(exc) in self.retryable_codes
 
+    #: The error code for "no such table".
+    missing_table_code: ClassVar[Any] = None
+
     def is_missing_table(self, exc: BaseException) -> bool:
         """True if ``exc`` says a table does not exist."""
-        return isinstance(exc, pw.ProgrammingError)
+        return bool(_error_code(exc) == self.missing_table_code)
 
     def explain(self, exc: BaseException) -> str | None:
         """A sentence naming the cause of ``exc`` when the driver's text would mislead."""
         return None
+
+    def write_transaction(self, database: pw.Database) -> AbstractContextManager[Any]:
+        """A transaction that reads, then writes (the default kind here)."""
+        return database.atomic()
 
     # -- limits ---------------------------------------------------------------------------
 
@@ -161,6 +168,11 @@ class SqliteProfile(BackendProfile):
     def is_missing_table(self, exc: BaseException) -> bool:
         return "no such table" in str(exc)
 
+    def write_transaction(self, database: pw.Database) -> AbstractContextManager[Any]:
+        # Take the write lock up front: a deferred transaction that reads first cannot wait
+        # for the lock later and fails with "database is locked".
+        return database.atomic("IMMEDIATE")
+
     def check_value_size(self, size: int, data: bytes, conn: Any) -> None:
         getlimit = getattr(conn, "getlimit", None)  # Python 3.11+
         if getlimit is None:
@@ -174,11 +186,32 @@ class SqliteProfile(BackendProfile):
 
     @contextmanager
     def migration_lock(self, database: pw.Database, timeout: float) -> Iterator[None]:
-        # An IMMEDIATE transaction takes SQLite's write lock up front; the others wait (busy
-        # timeout) and then see the history this one wrote. DDL is transactional here, so a
-        # failure rolls everything back.
-        with database.atomic("IMMEDIATE"):
-            yield
+        # An IMMEDIATE transaction takes SQLite's write lock up front; the others wait (for
+        # the lock timeout, as busy timeout) and then see the history this one wrote. DDL is
+        # transactional here, so a failure rolls everything back.
+        conn = database.connection()
+        busy = conn.execute("PRAGMA busy_timeout").fetchone()[0]
+        conn.execute(f"PRAGMA busy_timeout = {int(timeout * 1000)}")
+        try:
+            failure: MigrationError | None = None
+            transaction = database.atomic("IMMEDIATE")
+            try:
+                transaction.__enter__()
+            except pw.OperationalError as exc:
+                if not self.is_busy(exc):
+                    raise
+                failure = self.lock_timeout_error(timeout)
+            if failure is not None:
+                raise failure
+            conn.execute(f"PRAGMA busy_timeout = {int(busy)}")
+            try:
+                yield
+            except BaseException as exc:
+                transaction.__exit__(type(exc), exc, exc.__traceback__)
+                raise
+            transaction.__exit__(None, None, None)
+        finally:
+            conn.execute(f"PRAGMA busy_timeout = {int(busy)}")
 
 
 class PostgresProfile(BackendProfile):
@@ -190,6 +223,7 @@ class PostgresProfile(BackendProfile):
     writable_cte = True
     # serialization_failure, deadlock_detected
     retryable_codes = frozenset({"40001", "40P01"})
+    missing_table_code = "42P01"  # undefined_table
 
     def refine(self, conn: Any) -> BackendProfile:
         in_recovery = _pg_in_recovery(conn)
@@ -274,6 +308,7 @@ class MySQLProfile(BackendProfile):
     name = "mysql"
     # ER_LOCK_DEADLOCK (also Galera's certification failure), ER_LOCK_WAIT_TIMEOUT
     retryable_codes = frozenset({1213, 1205})
+    missing_table_code = 1146  # ER_NO_SUCH_TABLE
 
     def __init__(self, url: str, database_name: str) -> None:
         super().__init__(url, database_name)

@@ -86,8 +86,13 @@ def test_close_releases_the_connections_of_the_pool_threads(db_url: str) -> None
     async def scenario() -> None:
         ap = AsyncCheckpointProvider(provider, max_workers=4)
         await asyncio.gather(*(ap.store_checkpoint(_cp(i)) for i in range(20)))
-        assert 1 <= len(provider.database._pc_conns) <= 4
+        pool = provider.database
+        # Every call returns its connection to the provider's pool: none stays in use, and
+        # the pool holds no more connections than calls ran at once.
+        assert not pool._in_use
+        assert 1 <= len(pool._connections) <= 4
         await ap.close()
-        assert provider.database._pc_conns == []
+        assert not pool._in_use
+        assert pool._connections == []
 
     asyncio.run(scenario())

@@ -31,6 +31,7 @@ from langgraph.checkpoint.serde.encrypted import EncryptedSerializer
 from langgraph.checkpoint.serde.jsonplus import JsonPlusSerializer
 
 from peewee_checkpoints import ConfigError, InvalidCheckpointError
+from peewee_checkpoints import PeeweeCheckpointProvider
 from peewee_checkpoints.langgraph import PeeweeSaver
 from peewee_checkpoints.langgraph._sql import BLOBS, CHECKPOINTS, WRITES
 
@@ -346,21 +347,22 @@ def test_workers_starting_at_once_on_a_fresh_database_all_succeed(
         out, err = worker.communicate(timeout=120)
         assert worker.returncode == 0, err
         assert out.strip() == f"worker-{i}"
-    with PeeweeSaver(db_url) as saver:
-        applied = saver._provider.applied_migrations()
+    with PeeweeCheckpointProvider(db_url) as provider:
+        applied = provider.applied_migrations()
     assert applied.count("003_langgraph") == 1
 
 
-def test_migration_003_rolls_back_and_reapplies(saver: PeeweeSaver) -> None:
+def test_migration_003_rolls_back_and_reapplies(saver: PeeweeSaver, db_url: str) -> None:
     thread = str(uuid.uuid4())
     saver.put(_config(thread), _checkpoint({}, {}), {}, {})  # type: ignore[arg-type]
-    provider = saver._provider
+    provider = PeeweeCheckpointProvider(db_url)
     assert "003_langgraph" in provider.applied_migrations()
     assert provider.rollback_migration() == "003_langgraph"
     assert "003_langgraph" not in provider.applied_migrations()
     with pytest.raises(pw.DatabaseError):  # the table is gone
         saver._db.execute_sql(f"SELECT 1 FROM {CHECKPOINTS}")
     saver.close()
-    # The next call applies it again, on the same saver.
+    # The next call finds its table gone and applies the migration again, on the same saver.
     assert saver.get_tuple(_config(thread)) is None  # type: ignore[arg-type]
     assert "003_langgraph" in provider.applied_migrations()
+    provider.close()

@@ -150,10 +150,10 @@ class PeeweeSaver(BaseCheckpointSaver[str]):
                  migration_lock_timeout: float = LOCK_TIMEOUT) -> None:
         _refuse_pickle(serde)
         super().__init__(serde=serde)
-        self._engine = Engine(db_url, migration_lock_timeout=migration_lock_timeout)
-        self._db = self._engine.database
-        self._sql = SaverSQL(self._engine.backend, self._engine.param)
-        self._binary_is_bytes = self._engine.profile.binary_is_bytes
+        engine = self._engine = Engine(db_url, migration_lock_timeout=migration_lock_timeout)
+        self._db = engine.database
+        self._sql = SaverSQL(engine.backend, engine.param)
+        self._binary_is_bytes = engine.profile.binary_is_bytes
 
     # -- plumbing -------------------------------------------------------------------------
 
