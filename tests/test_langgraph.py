@@ -30,8 +30,7 @@ from langgraph.checkpoint.conformance import checkpointer_test, validate
 from langgraph.checkpoint.serde.encrypted import EncryptedSerializer
 from langgraph.checkpoint.serde.jsonplus import JsonPlusSerializer
 
-from peewee_checkpoints import ConfigError, InvalidCheckpointError
-from peewee_checkpoints import PeeweeCheckpointProvider
+from peewee_checkpoints import ConfigError, InvalidCheckpointError, PeeweeCheckpointProvider
 from peewee_checkpoints.langgraph import PeeweeSaver
 from peewee_checkpoints.langgraph._sql import BLOBS, CHECKPOINTS, WRITES
 
