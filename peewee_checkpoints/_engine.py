@@ -21,6 +21,7 @@ import threading
 import time
 from collections.abc import Callable, Sequence
 from contextlib import AbstractContextManager
+from dataclasses import dataclass
 from typing import Any, TypeVar
 
 import peewee as pw
@@ -49,6 +50,19 @@ RETRY_FIRST_PAUSE = 0.01
 RETRY_MAX_PAUSE = 0.5
 #: Fresh connections an idempotent operation may take after its connection was dropped.
 RECONNECTS = 2
+
+
+@dataclass
+class _Attempts:
+    """What one :meth:`Engine.run` call has left to try."""
+
+    reconnects: int
+    retries: int
+    pause: float = RETRY_FIRST_PAUSE
+    busy_deadline: float | None = None
+    lost: bool = False
+    """A connection was lost while the call ran: a write's outcome may be unknown."""
+    remigrated: bool = False
 
 
 class Engine:
@@ -197,69 +211,73 @@ class Engine:
         call owns the connection, the translation and the retries, and retries the whole
         transaction.
         """
-        db = self.database
-        if db.in_transaction():
+        if self.database.in_transaction():
             return fn()
+        attempts = _Attempts(RECONNECTS if idempotent else 0,
+                             RETRY_ATTEMPTS if idempotent else 0)
         try:
-            reconnects = RECONNECTS if idempotent else 0
-            retries = RETRY_ATTEMPTS if idempotent else 0
-            pause = RETRY_FIRST_PAUSE
-            busy_deadline: float | None = None
-            lost = False
-            missing_checked = False
             while True:
-                refused = self._connect()
-                if refused is not None:
-                    if self._profile.is_busy(refused):
-                        failure: BaseException = refused  # SQLite locked while connecting
-                    else:
-                        error = self._connect_error(refused)
-                        if lost and outcome_id is not None:
-                            error = self._unknown_outcome(action, outcome_id, error)
-                        raise error
-                else:
+                failure = self._connect()
+                if failure is None:
                     try:
                         return fn()
                     except CheckpointError:
                         raise
                     except (pw.PeeweeException, MaxConnectionsExceeded) as exc:
                         failure = exc
-                profile = self._profile
-                broken = self._discard_if_broken()
-                lost = lost or broken
-                if profile.is_busy(failure):
-                    now = time.monotonic()
-                    busy_deadline = busy_deadline or now + SQLITE_BUSY_TIMEOUT
-                    if now < busy_deadline:
-                        time.sleep(min(pause, 0.2))
-                        pause = min(pause * 2, 0.2)
-                        continue
-                elif broken and reconnects:
-                    reconnects -= 1
-                    continue
-                elif (profile.is_missing_table(failure) and self._ready and not missing_checked
-                      and idempotent):
-                    # The schema went away under a running engine (a migration rolled back,
-                    # a database restored from an older backup): migrate again, run again.
-                    missing_checked = True
-                    self._ready = False
-                    self._release()
-                    self.ensure_ready()
-                    continue
-                elif profile.is_retryable(failure) and retries:
-                    retries -= 1
-                    time.sleep(pause * (0.5 + random.random()))  # noqa: S311 - jitter only
-                    pause = min(pause * 2, RETRY_MAX_PAUSE)
-                    continue
-                break
+                    broken = self._discard_if_broken()
+                    attempts.lost = attempts.lost or broken
+                elif not self._profile.is_busy(failure):  # busy: SQLite locked while connecting
+                    error = self._connect_error(failure)
+                    if attempts.lost and outcome_id is not None:
+                        error = self._unknown_outcome(action, outcome_id, error)
+                    raise error
+                else:
+                    broken = False
+                if not self._recover(failure, broken, attempts, idempotent):
+                    break
             # Raised here, outside the except blocks, so that the driver's error is chained
             # only when it is safe to show (chain() checks it for the password).
             error = self.storage_error(action, failure)
-            if lost and outcome_id is not None:
+            if attempts.lost and outcome_id is not None:
                 error = self._unknown_outcome(action, outcome_id, error)
             raise error
         finally:
             self._release()
+
+    def _recover(self, failure: BaseException, broken: bool, attempts: _Attempts,
+                 idempotent: bool) -> bool:
+        """Get ready to run again after ``failure``; False when the call should give up."""
+        profile = self._profile
+        if profile.is_busy(failure):
+            # Nothing was written: wait for the other writer, up to the busy timeout.
+            now = time.monotonic()
+            attempts.busy_deadline = attempts.busy_deadline or now + SQLITE_BUSY_TIMEOUT
+            if now >= attempts.busy_deadline:
+                return False
+            time.sleep(min(attempts.pause, 0.2))
+            attempts.pause = min(attempts.pause * 2, 0.2)
+            return True
+        if broken:
+            if not attempts.reconnects:
+                return False
+            attempts.reconnects -= 1
+            return True
+        if profile.is_missing_table(failure) and self._ready and idempotent \
+                and not attempts.remigrated:
+            # The schema went away under a running engine (a migration rolled back, a
+            # database restored from an older backup): migrate again, then run again.
+            attempts.remigrated = True
+            self._ready = False
+            self._release()
+            self.ensure_ready()
+            return True
+        if profile.is_retryable(failure) and attempts.retries:
+            attempts.retries -= 1
+            time.sleep(attempts.pause * (0.5 + random.random()))  # noqa: S311 - jitter only
+            attempts.pause = min(attempts.pause * 2, RETRY_MAX_PAUSE)
+            return True
+        return False
 
     def _connect(self) -> BaseException | None:
         """Make sure this thread holds a connection; returns the failure if it could not."""
