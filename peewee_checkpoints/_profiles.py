@@ -268,7 +268,8 @@ class PostgresProfile(BackendProfile):
         # behind PgBouncer's transaction pooling, and then the unlock fails and the lock stays.
         # lock_timeout bounds the wait; PostgreSQL's DDL is transactional, so all or nothing.
         with database.atomic():
-            database.execute_sql(f"SET LOCAL lock_timeout = {int(timeout * 1000)}")
+            database.execute_sql("SELECT set_config('lock_timeout', %s, true)",
+                                 (f"{int(timeout * 1000)}ms",))
             failure: MigrationError | None = None
             try:
                 database.execute_sql("SELECT pg_advisory_xact_lock(%s)", (PG_LOCK_KEY,))
@@ -278,7 +279,7 @@ class PostgresProfile(BackendProfile):
                 failure = self.lock_timeout_error(timeout)
             if failure is not None:
                 raise failure  # outside the except block: the driver's error is not the story
-            database.execute_sql("SET LOCAL lock_timeout = 0")
+            database.execute_sql("SELECT set_config('lock_timeout', '0', true)")
             yield
 
 

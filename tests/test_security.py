@@ -57,6 +57,9 @@ def _constant_sql(node: ast.expr, constants: set[str]) -> bool:
                    for v in node.values if not isinstance(v, ast.Constant))
     if isinstance(node, ast.FormattedValue):
         return _constant_sql(node.value, constants)
+    if isinstance(node, ast.Call) and isinstance(node.func, ast.Name):
+        # int(...) cannot carry SQL: a PRAGMA's number (PRAGMAs take no bound parameters).
+        return node.func.id == "int"
     if isinstance(node, ast.Call) and isinstance(node.func, ast.Attribute):
         # "...".format(table=TABLE, collation=collation): the collation is one of two names
         # the migration itself chose from a fixed tuple.
