@@ -6,6 +6,7 @@ import atexit
 import contextlib
 import os
 import tempfile
+import time
 import uuid
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -16,6 +17,8 @@ import peewee as pw
 from playhouse import db_url as pw_db_url
 from playhouse.pool import (
     MaxConnectionsExceeded,
+    PoolConnection,
+    PooledDatabase,
     PooledMySQLDatabase,
     PooledPostgresqlDatabase,
     PooledSqliteDatabase,
@@ -133,16 +136,15 @@ class _EngineHooks:
     """
 
     _pc_redact: Redactor
-    _pc_read_timeout: Any
-    _pc_on_connect: Callable[[Any], None] | None
     _pc_sqlite_path: str | None
+    _pc_opening: int = 0
 
     def _connect(self) -> Any:
         failure: BaseException | None = None
         if self._pc_sqlite_path is not None:
             _create_private_file(self._pc_sqlite_path)
         try:
-            conn = super()._connect()  # type: ignore[misc]
+            conn = self._pc_checkout()
         except Exception as exc:
             if _is_driver_error(exc) or isinstance(exc, MaxConnectionsExceeded):
                 raise  # Peewee wraps it; the engine checks it for the password
@@ -156,21 +158,112 @@ class _EngineHooks:
             raise failure
         return conn
 
-    def _initialize_connection(self, conn: Any) -> None:
+    def _pc_checkout(self) -> Any:
+        """An idle pooled connection, or a new one opened OUTSIDE the pool's lock.
+
+        playhouse's pool opens new connections while holding its lock, so one slow connect
+        (after a failover, or a killed connection) held up every thread that only wanted an
+        idle connection. Here a slot is reserved under the lock, the connection is opened
+        without it, then recorded as in use, as the pool would have.
+        """
+        pool: Any = self
+        with pool._pool_lock:
+            if pool._connections:
+                return super()._connect()  # type: ignore[misc]  # the pool's own checkout
+            limit = pool._max_connections
+            if limit and len(pool._in_use) + self._pc_opening >= limit:
+                raise MaxConnectionsExceeded("Exceeded maximum connections.")
+            self._pc_opening += 1
         try:
-            super()._initialize_connection(conn)  # type: ignore[misc]
+            conn = super(PooledDatabase, self)._connect()  # type: ignore[misc]
+        finally:
+            with pool._pool_lock:
+                self._pc_opening -= 1
+        now = time.time()
+        with pool._pool_lock:
+            pool._in_use[pool.conn_key(conn)] = PoolConnection(now, conn, now)
+        return conn
+
+
+class _OnNewConnection:
+    """Mixin placed between the pool and the driver's database class: runs once per new
+    connection (a connection the pool hands out again is not set up again)."""
+
+    _pc_read_timeout: Any
+    _pc_on_connect: Callable[[Any], None] | None
+
+    def connect(self, reuse_if_open: bool = False) -> bool:
+        # Peewee's Database.connect holds the database-wide lock while it connects, so one
+        # slow connect (PyMySQL builds a TLS context for each: 80-100 ms on a busy machine)
+        # stalled every other thread's checkout of an idle pooled connection. What it guards
+        # is this thread's own connection state (thread-local) and the server version (set
+        # once, idempotently); the pool has a lock of its own.
+        state = self._state  # type: ignore[attr-defined]
+        if not state.closed:
+            if reuse_if_open:
+                return False
+            raise pw.OperationalError("Connection already opened.")
+        state.reset()
+        with _EXCEPTION_WRAPPER:
+            state.set_connection(self._connect())
+            if self.server_version is None:  # type: ignore[attr-defined]
+                self._set_server_version(state.conn)  # type: ignore[attr-defined]
+            self._initialize_connection(state.conn)  # type: ignore[attr-defined]
+        return True
+
+    def _connect(self) -> Any:
+        conn = super()._connect()  # type: ignore[misc]
+        try:
             if self._pc_read_timeout is not _UNSET:
                 _set_mysql_read_timeout(conn, self._pc_read_timeout)
             if self._pc_on_connect is not None:
                 self._pc_on_connect(conn)
         except BaseException:
-            # A connection that could not be set up is not handed out again.
-            self._close(conn, close_conn=True)  # type: ignore[attr-defined]
-            self._state.reset()  # type: ignore[attr-defined]
+            _quietly_close(conn)  # a connection that could not be set up is not used
             raise
+        return conn
+
+
+class _LocalMySQLChecks:
+    """Pool checks for PyMySQL that cost no round trip.
+
+    playhouse's pool pings every MySQL connection it hands out and, as PyMySQL has no
+    ``in_transaction``, rolls back every connection it takes back: two round trips per call.
+    A connection the server closed is found by the call itself, and the engine replaces it and
+    runs the call again; whether a transaction is open, PyMySQL knows from the server's last
+    status flags.
+    """
+
+    def _is_closed(self, conn: Any) -> bool:
+        return not conn.open
+
+    def _can_reuse(self, conn: Any) -> bool:
+        if not conn.open:
+            return False
+        if conn.server_status & _SERVER_STATUS_IN_TRANS:
+            try:
+                conn.rollback()
+            except Exception:
+                return False
+        return True
+
+
+# PyMySQL's constants.SERVER_STATUS.SERVER_STATUS_IN_TRANS (not imported: drivers load lazily).
+_SERVER_STATUS_IN_TRANS = 1
+
+
+# Pool checks that replace playhouse's, per backend.
+_POOL_CHECKS: dict[Backend, tuple[type, ...]] = {"mysql": (_LocalMySQLChecks,)}
+
+
+def _quietly_close(conn: Any) -> None:
+    with contextlib.suppress(Exception):
+        conn.close()
 
 
 _UNSET = object()
+# Peewee's context manager that turns driver errors into its own (module-private name).
+_EXCEPTION_WRAPPER: Any = vars(pw)["__exception_wrapper__"]
 # Class names of the driver errors Peewee maps to its own (peewee.EXCEPTIONS; not in its stubs).
 _DRIVER_ERROR_NAMES = frozenset(vars(pw)["EXCEPTIONS"])
 
@@ -204,9 +297,17 @@ _pooled_classes: dict[Backend, type[pw.Database]] = {}
 
 def _database_class(backend: Backend) -> type[pw.Database]:
     if backend not in _pooled_classes:
-        base = {"sqlite": PooledSqliteDatabase, "postgres": PooledPostgresqlDatabase,
-                "mysql": PooledMySQLDatabase}[backend]
-        _pooled_classes[backend] = type(base.__name__, (_EngineHooks, base), {})
+        pool, driver = {
+            "sqlite": (PooledSqliteDatabase, pw.SqliteDatabase),
+            "postgres": (PooledPostgresqlDatabase, pw.PostgresqlDatabase),
+            "mysql": (PooledMySQLDatabase, pw.MySQLDatabase),
+        }[backend]
+        # A subclass of the driver's class with _OnNewConnection first: C3 places it right
+        # above the driver's class, below the pool, which calls it only for a new connection
+        # (on peewee 3 and 4 alike).
+        setup = type(f"_Setup{driver.__name__}", (_OnNewConnection, driver), {})
+        checks = _POOL_CHECKS.get(backend, ())
+        _pooled_classes[backend] = type(pool.__name__, (_EngineHooks, *checks, pool, setup), {})
     return _pooled_classes[backend]
 
 
