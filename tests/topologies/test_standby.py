@@ -52,6 +52,8 @@ def test_a_provider_and_a_saver_on_the_standby_serve_reads(
     with PeeweeSaver(standby.url(standby_db, "standby")) as replica_saver:
         got = replica_saver.get_tuple(stored)  # type: ignore[arg-type]
         listed = list(replica_saver.list(saver_config("sb")))  # type: ignore[arg-type]
+    print(f"\nFIGURE: standby reads: 5 retrieves + list by a provider, get_tuple "
+          f"({'found' if got else 'missing'}) + list ({len(listed)}) by a saver")
     assert got is not None and got.checkpoint["channel_values"]["b"] == 1
     assert len(listed) == 1
 
@@ -112,9 +114,15 @@ def test_multi_host_urls_are_accepted_and_reach_the_primary(
     """Both libpq multi-host forms (``h1:p1,h2:p2`` in the netloc; ``?host=...&port=...``) with
     ``target_session_attrs=read-write`` are accepted and write to the primary."""
     url = _multi_host_url(standby, standby_db, form)
-    with PeeweeCheckpointProvider(url) as provider:
-        cid = provider.store_checkpoint(checkpoint("mh", f"mh-{form}"))
-        assert is_intact(provider.retrieve_checkpoint(cid), "mh")
+    try:
+        with PeeweeCheckpointProvider(url) as provider:
+            cid = provider.store_checkpoint(checkpoint("mh", f"mh-{form}"))
+            assert is_intact(provider.retrieve_checkpoint(cid), "mh")
+    except CheckpointError as exc:
+        print(f"\nFIGURE: multi-host URL ({form} form): {type(exc).__name__}: "
+              f"{' '.join(str(exc).split())[:200]}")
+        raise
+    print(f"\nFIGURE: multi-host URL ({form} form): accepted, stored on the primary")
 
 
 def _multi_host_url(pair: StandbyPair, dbname: str, form: str) -> str:
