@@ -268,14 +268,17 @@ def clear_leftovers(topology: str, prefix: str) -> None:
                 _kill_and_wait(pid)
         pidfile.unlink(missing_ok=True)
     for port in PORTS[topology]:
+        killed = False
         for pid in listeners(port):
             if pid > 0 and _ours(pid):
                 _kill_and_wait(pid)
-        deadline = time.monotonic() + 10
+                killed = True
+        deadline = time.monotonic() + (10 if killed else 0)
         while (held := listeners(port)) and time.monotonic() < deadline:
             time.sleep(0.2)
         if held:
-            owners = ", ".join(f"pid {p} ({_cmdline(p).strip()[:80] or '?'})" for p in held)
+            owners = ", ".join(f"pid {p} ({' '.join(_cmdline(p).split())[:80] or '?'})"
+                               for p in held)
             raise TopologyError(
                 f"{topology}: port {port} on 127.0.0.1 is in use by {owners}, which this suite "
                 "did not start; stop it or free the port"

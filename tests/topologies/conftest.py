@@ -66,12 +66,15 @@ def _start(name: str) -> Iterator[Any]:
     if name not in enabled_topologies():
         pytest.skip(f"topology test ({name}): {HOW_TO_ENABLE}")
     instance = TOPOLOGIES[name]()
+    failure = None
     try:
         lock_session()
         instance.start()
     except TopologyError as exc:
         instance.stop()
-        pytest.fail(f"{ENV} names {name}, which could not start: {exc}", pytrace=False)
+        failure = str(exc)
+    if failure is not None:  # outside the except block: the message alone says it all
+        pytest.fail(f"{ENV} names {name}, which could not start: {failure}", pytrace=False)
     print(f"\nFIGURE: topology {name} started in {instance.startup_seconds:.1f}s")
     try:
         yield instance
