@@ -136,18 +136,18 @@ def test_a_langgraph_saver_on_a_pooled_url_puts_blobs_and_reads_them_back(
         try:
             parent = None
             for step in range(1, 11):
-                stored = saver.put(saver_config(thread_id, parent),  # type: ignore[arg-type]
+                stored = saver.put(saver_config(thread_id, parent),
                                    saver_checkpoint(step, blob_kib=16), {"step": step},
                                    {"a": step, "b": step})
                 parent = stored["configurable"]["checkpoint_id"]
-                saver.put_writes(stored, [("a", step), ("b", [step] * 100)], f"task-{step}")  # type: ignore[arg-type]
-                got = saver.get_tuple(stored)  # type: ignore[arg-type]
+                saver.put_writes(stored, [("a", step), ("b", [step] * 100)], f"task-{step}")
+                got = saver.get_tuple(stored)
                 assert got is not None
                 assert got.checkpoint["channel_values"]["a"] == ["x" * 16 * 1024, step]
                 assert len(got.pending_writes or []) == 2
-            assert len(list(saver.list(saver_config(thread_id)))) == 10  # type: ignore[arg-type]
+            assert len(list(saver.list(saver_config(thread_id)))) == 10
             saver.delete_thread(thread_id)
-            assert saver.get_tuple(saver_config(thread_id)) is None  # type: ignore[arg-type]
+            assert saver.get_tuple(saver_config(thread_id)) is None
         except BaseException as exc:
             errors.append(f"{type(exc).__name__}: {exc}")
 

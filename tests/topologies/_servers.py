@@ -20,6 +20,7 @@ from __future__ import annotations
 import contextlib
 import ctypes
 import fcntl
+import functools
 import os
 import pwd
 import shutil
@@ -365,6 +366,10 @@ def pg_query(port: int, sql: str, params: tuple[Any, ...] = (), dbname: str = "p
         conn.close()
 
 
+def _answers(port: int) -> bool:
+    return bool(pg_query(port, "SELECT 1") == 1)
+
+
 # -- PgBouncer ------------------------------------------------------------------------------------
 
 
@@ -434,7 +439,7 @@ class PgBouncer:
         for mode, server in self.servers.items():
             port = self.transaction_port if mode == "transaction" else self.session_port
             wait_until(server, f"accepting connections on {port}",
-                       lambda port=port: pg_query(port, "SELECT 1") == 1, timeout=20)
+                       functools.partial(_answers, port), timeout=20)
         self.startup_seconds = time.monotonic() - start
 
     def stop(self) -> None:
@@ -566,7 +571,7 @@ class Galera:
         self.nodes[2].start()
         for node in range(3):
             wait_until(self.nodes[node], f"node {node + 1} is Synced in a cluster of 3",
-                       lambda node=node: self._synced(node), timeout=90)
+                       functools.partial(self._synced, node), timeout=90)
         self.startup_seconds = time.monotonic() - start
 
     def _recovered_position(self, node: int) -> str:
@@ -598,7 +603,7 @@ class Galera:
         self._rejoin(node)
         for n in range(3):
             wait_until(self.nodes[n], f"node {n + 1} is Synced in a cluster of 3 after restart "
-                       f"of node {node + 1}", lambda n=n: self._synced(n), timeout=timeout)
+                       f"of node {node + 1}", functools.partial(self._synced, n), timeout=timeout)
         return time.monotonic() - start
 
     def kill(self, node: int) -> None:
@@ -625,7 +630,7 @@ class Galera:
             self._rejoin(node)
         for n in range(3):
             wait_until(self.nodes[n], f"node {n + 1} is Synced in a cluster of 3 again",
-                       lambda n=n: self._synced(n), timeout=120)
+                       functools.partial(self._synced, n), timeout=120)
 
     def stop(self) -> None:
         for server in self.nodes:
@@ -754,7 +759,9 @@ class StandbyPair:
         remove_dir(self.dir)
 
 
-TOPOLOGIES = {"pgbouncer": PgBouncer, "galera": Galera, "standby": StandbyPair}
+TOPOLOGIES: dict[str, type[PgBouncer | Galera | StandbyPair]] = {
+    "pgbouncer": PgBouncer, "galera": Galera, "standby": StandbyPair,
+}
 
 
 @contextlib.contextmanager

@@ -13,7 +13,7 @@ import time
 import traceback
 from collections.abc import Callable, Sequence
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any, cast
 
 from peewee_checkpoints import (
     NamedCheckpoint,
@@ -23,6 +23,10 @@ from peewee_checkpoints import (
 )
 
 from .._workload import checkpoint
+
+if TYPE_CHECKING:
+    from langchain_core.runnables import RunnableConfig
+    from langgraph.checkpoint.base import Checkpoint
 
 MAX_ERRORS_KEPT = 5
 
@@ -88,8 +92,8 @@ def first_use(*, db_url: str, use_saver: bool, go_at: float, out: str) -> None:
             with PeeweeSaver(db_url) as saver:
                 wait_for_go(go_at)
                 config = saver_config(f"first-use-{os.getpid()}")
-                stored = saver.put(config, saver_checkpoint(1), {"step": 1}, {"a": 1})  # type: ignore[arg-type]
-                assert saver.get_tuple(stored) is not None  # type: ignore[arg-type]
+                stored = saver.put(config, saver_checkpoint(1), {"step": 1}, {"a": 1})
+                assert saver.get_tuple(stored) is not None
         else:
             with PeeweeCheckpointProvider(db_url) as provider:
                 wait_for_go(go_at)
@@ -101,18 +105,20 @@ def first_use(*, db_url: str, use_saver: bool, go_at: float, out: str) -> None:
     report.save(out)
 
 
-def saver_config(thread_id: str, checkpoint_id: str | None = None) -> dict[str, Any]:
+def saver_config(thread_id: str, checkpoint_id: str | None = None) -> RunnableConfig:
+    """A LangGraph config naming a thread (and a checkpoint of it)."""
     conf: dict[str, Any] = {"thread_id": thread_id, "checkpoint_ns": ""}
     if checkpoint_id is not None:
         conf["checkpoint_id"] = checkpoint_id
-    return {"configurable": conf}
+    return cast("RunnableConfig", {"configurable": conf})
 
 
-def saver_checkpoint(step: int, blob_kib: int = 1) -> dict[str, Any]:
-    """A LangGraph checkpoint whose channel ``a`` holds a value stored as a blob."""
+def saver_checkpoint(step: int, blob_kib: int = 1) -> Checkpoint:
+    """A LangGraph checkpoint (a new id each call) whose channel ``a`` holds a value stored as
+    a blob."""
     from langgraph.checkpoint.base import empty_checkpoint
 
-    cp = dict(empty_checkpoint())
+    cp = empty_checkpoint()
     cp["channel_values"] = {"a": ["x" * 1024 * blob_kib, step], "b": step}
     cp["channel_versions"] = {"a": step, "b": step}
     return cp
@@ -150,13 +156,13 @@ def saver_puts(*, db_url: str, worker: int, puts: int, thread_id: str, go_at: fl
 
     report = Report()
     with PeeweeSaver(db_url) as saver:
-        saver.get_tuple(saver_config(thread_id))  # type: ignore[arg-type]
+        saver.get_tuple(saver_config(thread_id))
         wait_for_go(go_at)
         parent: str | None = None
         for i in range(puts):
             try:
-                stored = saver.put(saver_config(thread_id, parent), saver_checkpoint(i + 1),  # type: ignore[arg-type]
-                                   {"step": i, "worker": worker}, {"a": i + 1, "b": i + 1})
+                stored = saver.put(saver_config(thread_id, parent), saver_checkpoint(i + 1),
+                                   {"step": i}, {"a": i + 1, "b": i + 1})
                 parent = stored["configurable"]["checkpoint_id"]
                 if i % 5 == 0:
                     saver.put_writes(stored, [("a", i)], f"task-{worker}-{i}")

@@ -170,10 +170,10 @@ def test_a_read_through_another_node_sees_the_write_just_made(
         tuple_misses = 0
         parent = None
         for i in range(READS):
-            stored = saver_w.put(saver_config("ryw", parent), saver_checkpoint(i + 1),  # type: ignore[arg-type]
+            stored = saver_w.put(saver_config("ryw", parent), saver_checkpoint(i + 1),
                                  {"step": i}, {"a": i + 1, "b": i + 1})
             parent = stored["configurable"]["checkpoint_id"]
-            if saver_r.get_tuple(stored) is None:  # type: ignore[arg-type]
+            if saver_r.get_tuple(stored) is None:
                 tuple_misses += 1
         saver_seconds = time.monotonic() - start
     finally:

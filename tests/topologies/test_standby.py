@@ -41,7 +41,7 @@ def test_a_provider_and_a_saver_on_the_standby_serve_reads(
     with PeeweeCheckpointProvider(standby.url(standby_db)) as primary:
         ids = [primary.store_checkpoint(checkpoint("sb", f"sb-{i}")) for i in range(5)]
     with PeeweeSaver(standby.url(standby_db)) as saver:
-        stored = saver.put(saver_config("sb"), saver_checkpoint(1), {"step": 1},  # type: ignore[arg-type]
+        stored = saver.put(saver_config("sb"), saver_checkpoint(1), {"step": 1},
                            {"a": 1, "b": 1})
     standby.wait_replayed()
 
@@ -50,8 +50,8 @@ def test_a_provider_and_a_saver_on_the_standby_serve_reads(
             assert is_intact(replica.retrieve_checkpoint(cid), "sb")
         assert [i.id for i in replica.list_checkpoints(agent_id="sb")] == ids[::-1]
     with PeeweeSaver(standby.url(standby_db, "standby")) as replica_saver:
-        got = replica_saver.get_tuple(stored)  # type: ignore[arg-type]
-        listed = list(replica_saver.list(saver_config("sb")))  # type: ignore[arg-type]
+        got = replica_saver.get_tuple(stored)
+        listed = list(replica_saver.list(saver_config("sb")))
     print(f"\nFIGURE: standby reads: 5 retrieves + list by a provider, get_tuple "
           f"({'found' if got else 'missing'}) + list ({len(listed)}) by a saver")
     assert got is not None and got.checkpoint["channel_values"]["b"] == 1
