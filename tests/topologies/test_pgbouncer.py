@@ -63,6 +63,8 @@ def history(dbname: str) -> list[tuple[str, int]]:
 def eight_first_uses(urls: list[str], tmp_path: Path) -> list[dict[str, Any]]:
     """Fork one process per URL; all make their first call at the same moment (half through a
     provider, half through a LangGraph saver). Returns their reports."""
+    import peewee_checkpoints.langgraph  # noqa: F401 - imported once here, not in each child
+
     go_at = time.time() + 1.5
     outs = [tmp_path / f"first-use-{k}.json" for k in range(len(urls))]
     procs = [
