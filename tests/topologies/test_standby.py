@@ -82,30 +82,45 @@ def test_migrate_on_the_standby_with_nothing_pending_succeeds_and_writes_nothing
 
 def test_a_write_on_the_standby_says_it_is_a_read_only_standby(
         standby: StandbyPair, standby_db: str) -> None:
-    """A store through the standby of a migrated database raises StorageError that says the
-    server is a read-only standby (not just 'read-only transaction')."""
+    """A store by a provider, and a put by a LangGraph saver, through the standby of a migrated
+    database raise StorageError that says the server is a read-only standby (not just 'read-only
+    transaction')."""
+    from peewee_checkpoints.langgraph import PeeweeSaver
+
     with PeeweeCheckpointProvider(standby.url(standby_db)) as primary:
         primary.migrate()
     standby.wait_replayed()
     with PeeweeCheckpointProvider(standby.url(standby_db, "standby")) as replica, \
-            pytest.raises(StorageError) as error:
+            pytest.raises(StorageError) as store_error:
         replica.store_checkpoint(checkpoint("sb", "write"))
-    print(f"\nFIGURE: store on the standby: {' '.join(str(error.value).split())[:200]!r}")
-    assert "standby" in str(error.value).lower()
+    with PeeweeSaver(standby.url(standby_db, "standby")) as replica_saver, \
+            pytest.raises(StorageError) as put_error:
+        replica_saver.put(saver_config("sb-write"), saver_checkpoint(1), {"step": 1},
+                          {"a": 1, "b": 1})
+    print(f"\nFIGURE: store on the standby: {' '.join(str(store_error.value).split())[:200]!r}; "
+          f"saver put: {' '.join(str(put_error.value).split())[:200]!r}")
+    assert "standby" in str(store_error.value).lower()
+    assert "standby" in str(put_error.value).lower()
 
 
 def test_a_never_migrated_database_on_the_standby_says_to_use_the_primary(
         standby: StandbyPair, standby_db: str) -> None:
     """On a standby whose database was never migrated, a read cannot apply the migrations:
     the error says the server is a standby and to migrate (or connect) through the primary,
-    instead of 'cannot execute CREATE TABLE in a read-only transaction'."""
-    with PeeweeCheckpointProvider(standby.url(standby_db, "standby")) as replica, \
-            pytest.raises(CheckpointError) as error:
-        replica.retrieve_checkpoint("01ARZ3NDEKTSV4RRFFQ69G5FAV")
+    instead of 'cannot execute CREATE TABLE in a read-only transaction'; a store's error says
+    standby too."""
+    with PeeweeCheckpointProvider(standby.url(standby_db, "standby")) as replica:
+        with pytest.raises(CheckpointError) as error:
+            replica.retrieve_checkpoint("01ARZ3NDEKTSV4RRFFQ69G5FAV")
+        with pytest.raises(CheckpointError) as store_error:
+            replica.store_checkpoint(checkpoint("sb", "never-migrated"))
     message = str(error.value).lower()
     print(f"\nFIGURE: read of a never-migrated database on the standby: "
-          f"{type(error.value).__name__}: {' '.join(str(error.value).split())[:200]!r}")
+          f"{type(error.value).__name__}: {' '.join(str(error.value).split())[:200]!r}; store: "
+          f"{type(store_error.value).__name__}: "
+          f"{' '.join(str(store_error.value).split())[:200]!r}")
     assert "standby" in message and "primary" in message, str(error.value)
+    assert "standby" in str(store_error.value).lower(), str(store_error.value)
 
 
 @pytest.mark.parametrize("form", ["netloc", "query"])
