@@ -88,14 +88,17 @@ def chown_tree(path: Path, user: str | None) -> None:
             os.chown(os.path.join(root, name), *ids, follow_symlinks=False)
 
 
+_libc = ctypes.CDLL(None, use_errno=True)  # loaded here: the forked child only calls it
+
+
 def _death_signal(sig: int) -> Callable[[], None]:
     parent = os.getpid()
 
     def preexec() -> None:
         # Runs in the child after its uid change (a uid change clears the setting): the
-        # kernel sends ``sig`` when the test process dies, however it dies.
-        libc = ctypes.CDLL(None, use_errno=True)
-        libc.prctl(_PR_SET_PDEATHSIG, sig, 0, 0, 0)
+        # kernel sends ``sig`` when the test process dies, however it dies. (Strictly, when
+        # the thread that started it ends: servers are only started from the main thread.)
+        _libc.prctl(_PR_SET_PDEATHSIG, sig, 0, 0, 0)
         if os.getppid() != parent:  # the parent died before prctl took effect
             os._exit(1)
 
