@@ -14,6 +14,7 @@ from playhouse.pool import MaxConnectionsExceeded, PooledDatabase
 from ._codec import pack_state, unpack_state
 from ._cursor import decode_cursor, encode_cursor
 from ._database import SQLITE_BUSY_TIMEOUT, DatabaseTarget, chain, open_database
+from ._defaults import DEFAULT_DB_URL
 from ._ids import new_id
 from ._migrations import MigrationRunner
 from ._statements import FILTERS, KEY_COLUMNS, Statement, Statements
@@ -41,8 +42,6 @@ from .records import (
 
 __all__ = ["DEFAULT_DB_URL", "PeeweeCheckpointProvider"]
 
-#: The embedded default: a SQLite file in the working directory.
-DEFAULT_DB_URL = "sqlite:///checkpoints.db"
 
 _T = TypeVar("_T")
 
