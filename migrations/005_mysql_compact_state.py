@@ -7,13 +7,14 @@ and punches the unused part out of the file: measured on MariaDB 10.11 with ext4
 the bytes allocated per 20 KiB chat checkpoint went from 0.85x to 0.59x its JSON. The table's
 ``data_length`` does not show it (it counts uncompressed pages); the tablespace's
 ``ALLOCATED_SIZE`` in ``information_schema.INNODB_SYS_TABLESPACES`` does. On a file system
-without hole punching MariaDB still writes the pages, uncompressed in effect.
+that cannot punch holes it saves nothing.
 
 A no-op on SQLite, PostgreSQL (which compresses long values in TOAST) and MySQL, whose
-``COMPRESSION='zlib'`` attribute is a different feature, not tried here. ``ALTER TABLE``
-rebuilds the table in one statement (MySQL DDL is not transactional), and is skipped when the
-table is already page-compressed, so running it twice is harmless, and on a server whose
-``innodb_file_per_table`` is off (page compression needs a tablespace of the table's own).
+``COMPRESSION='zlib'`` attribute is a different feature, not tried here. The ``ALTER TABLE``
+is one statement (MySQL DDL is not transactional) that rebuilds the table, which takes a while
+on a large one. It is skipped when the table is already page-compressed (so running it twice
+is harmless) and on a server whose ``innodb_file_per_table`` is off (page compression needs a
+tablespace of the table's own).
 
 Rolling back also rewrites the states stored with the codecs this version added (2, lz4; 8-10,
 JSON from the standard library) into codecs 0 and 1, as the previous version wrote them.
