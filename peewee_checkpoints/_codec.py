@@ -191,9 +191,10 @@ COMPRESS_THRESHOLD = 1024
 #: 4-5x faster than zstd, but without entropy coding it saves much less on prose (20 KiB
 #: chat-like JSON: lz4 keeps 0.62 of the bytes, zstd level 3 0.42), and stored bytes count too.
 LZ4_ENOUGH = 0.5
-# lz4's verdict on a large state is taken from its first this many bytes, so that a state lz4
-# would not shrink enough costs no full-size lz4 buffer on the way to zstd.
-_LZ4_SAMPLE = 64 * 1024
+# lz4's verdict on a larger state is taken from its first this many bytes, so that a state
+# lz4 would not shrink enough (prose) pays little for asking, and no full-size lz4 buffer on its
+# way to zstd. A sample compresses a little worse than the whole (less history to match).
+_LZ4_SAMPLE = 8 * 1024
 # Keep the compressed form only when it saves at least this fraction of the JSON's size;
 # otherwise (incompressible data) reading it back would cost a decompression for nothing.
 _MIN_SAVING = 0.1

@@ -129,7 +129,7 @@ def test_each_state_gets_the_cheapest_codec_that_pays() -> None:
     assert pack_state(big)[0] == STDLIB_JSON + CODEC_LZ4
 
 
-def test_a_large_state_takes_lz4_or_zstd_from_a_sample() -> None:
+def test_a_larger_state_takes_lz4_or_zstd_from_a_sample() -> None:
     repetitive = b'{"x":"' + b"abcdefgh" * 40_000 + b'"}'
     assert compress_json(repetitive)[0] == CODEC_LZ4
     prose = orjson.dumps(chat_state(300 * 1024, seed=3))
