@@ -6,11 +6,12 @@ migration 002): the compression (:data:`CODEC_JSON` none, :data:`CODEC_ZSTD`,
 :data:`CODEC_LZ4`), plus :data:`STDLIB_JSON` when the JSON was written by the standard library
 rather than orjson. Every value ever written stays readable: rows of 0.1.0 (plain JSON, codec
 0) and rows written before codecs 2 and 8-10 existed, which marked standard-library JSON with a
-leading space inside codecs 0 and 1.
+leading space inside codecs 0 and 1. Rolling back migration 005 rewrites codecs 2 and 8-10 as
+those older forms.
 
 | ``state_codec`` | bytes |
 |---|---|
-| 0 | JSON from orjson (before migration 005 also JSON from the standard library, led by a space) |
+| 0 | JSON from orjson (in older rows also standard-library JSON, led by a space) |
 | 1 | zstd frame of what codec 0 holds |
 | 2 | lz4 block (its size in 4 leading bytes) of JSON from orjson |
 | 8, 9, 10 | as 0, 1, 2, of JSON from the standard library (read with :func:`json.loads`) |
