@@ -13,18 +13,14 @@ import itertools
 import os
 import signal
 import sys
-import tempfile
 import threading
-import traceback
 from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass, field
 from typing import IO, TYPE_CHECKING, Any
 
 import click
 
-from . import _transfer as transfer
-from ._database import Redactor
-from .config import resolve_provider_config
+from ._defaults import DEFAULT_DB_URL
 from .errors import (
     CheckpointError,
     ConfigError,
@@ -32,10 +28,26 @@ from .errors import (
     ProviderNotFoundError,
     StorageError,
 )
-from .interface import CheckpointProvider
-from .peewee_provider import DEFAULT_DB_URL, PeeweeCheckpointProvider
-from .records import CheckpointListItem
-from .registry import available_providers, create_provider, provider_errors
+
+# Peewee (with every driver it finds) and the modules built on it are imported by the commands
+# that use them, so that --help starts about as fast as click itself.
+if TYPE_CHECKING:
+    from . import _transfer as transfer
+    from ._database import Redactor
+    from .interface import CheckpointProvider
+    from .peewee_provider import PeeweeCheckpointProvider
+    from .records import CheckpointListItem
+else:
+    class _LazyModule:
+        def __init__(self, name: str) -> None:
+            self._name = name
+
+        def __getattr__(self, attr: str) -> Any:
+            import importlib
+
+            return getattr(importlib.import_module(self._name, __package__), attr)
+
+    transfer = _LazyModule("._transfer")
 
 __all__ = ["ENV_DB_URL", "main"]
 
@@ -88,6 +100,8 @@ class Session:
             with contextlib.suppress(ValueError):
                 password = urlparse(url).password
                 secrets += [password, unquote(password) if password else None]
+        from ._database import Redactor
+
         return Redactor(*secrets)
 
     def open(self) -> CheckpointProvider:
@@ -112,6 +126,8 @@ class Session:
         values are known first: a traceback (``-v``) can then be scrubbed of any password
         they hold, which the provider's own messages already leave out.
         """
+        from .config import resolve_provider_config
+
         chosen = resolve_provider_config(self.config, name=name)
         for key, value in chosen.options.items():
             if isinstance(value, str):
@@ -119,6 +135,8 @@ class Session:
                     self.urls.append(value)
                 elif any(word in key.lower() for word in _SECRET_WORDS):
                     self.secrets.append(value)
+        from .registry import create_provider
+
         return create_provider(chosen.type, chosen.options,
                                label=f"{chosen.source}: checkpoints.providers.{chosen.name}")
 
@@ -130,6 +148,8 @@ class Session:
 
     def _peewee(self, url: str) -> PeeweeCheckpointProvider:
         self.urls.append(url)
+        from .peewee_provider import PeeweeCheckpointProvider
+
         return PeeweeCheckpointProvider(url)
 
 
@@ -248,6 +268,8 @@ class Progress:
 
 def _count(provider: CheckpointProvider) -> int | None:
     """Rows in the store when that is cheap to know (the Peewee provider), else None."""
+    from .peewee_provider import PeeweeCheckpointProvider
+
     if not isinstance(provider, PeeweeCheckpointProvider):
         return None
     import peewee as pw
@@ -336,6 +358,8 @@ def status(session: Session, json_: bool) -> None:
     """Show the store: backend, URL (password masked), migrations, row count."""
     with _provider(session) as provider:
         info: dict[str, Any] = {"provider": type(provider).__name__}
+        from .peewee_provider import PeeweeCheckpointProvider
+
         if isinstance(provider, PeeweeCheckpointProvider):
             applied, pending = provider.applied_migrations(), provider.pending_migrations()
             info.update(backend=provider.backend, url=provider.url,
@@ -526,6 +550,8 @@ def _export_to_file(provider: CheckpointProvider, path: str, progress: Progress)
     # A temporary file in the same directory, renamed at the end: an interrupted export never
     # leaves a truncated file under the requested name. mkstemp creates it mode 0600: states
     # are private data.
+    import tempfile
+
     fd, temp = tempfile.mkstemp(dir=os.path.dirname(os.path.abspath(path)),
                                 prefix=".export-", suffix=".jsonl.tmp")
     try:
@@ -616,6 +642,8 @@ def providers(session: Session, json_: bool) -> None:
 
     Each one is imported to check that it loads; exit code 1 if any does not.
     """
+    from .registry import available_providers, provider_errors
+
     found = available_providers()
     problems = provider_errors()
     rows = [
@@ -679,6 +707,8 @@ def _fail(session: Session, message: str, hint: str | None = None, *, code: int,
           exc: BaseException | None = None) -> int:
     redact = session.redactor()
     if session.verbose and exc is not None:
+        import traceback
+
         click.echo(redact("".join(traceback.format_exception(exc))).rstrip(), err=True)
     click.echo(redact(f"error: {message.rstrip()}"), err=True)
     if hint:

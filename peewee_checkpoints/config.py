@@ -20,9 +20,9 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Union
 
+from ._defaults import DEFAULT_DB_URL
 from .errors import ConfigError, ProviderNotFoundError
 from .interface import CheckpointProvider
-from .peewee_provider import DEFAULT_DB_URL
 from .registry import create_provider
 
 if sys.version_info >= (3, 11):

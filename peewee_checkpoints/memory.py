@@ -6,7 +6,7 @@ import bisect
 import threading
 from typing import NamedTuple
 
-from ._codec import decode_state, encode_state
+from ._codec import encode_state, unpack_state
 from ._ids import new_id
 from ._validation import (
     MAX_ID_LENGTH,
@@ -26,7 +26,8 @@ class _Row(NamedTuple):
     id: str
     name: str
     agent_id: str
-    state: bytes  # encoded JSON: nothing the caller holds can change it, nor it the caller's
+    # (state_codec, encoded JSON): nothing the caller holds can change it, nor it the caller's
+    state: tuple[int, bytes]
     session_id: str
     agent_type: str
     created_at: int
@@ -67,7 +68,9 @@ class MemoryCheckpointProvider(CheckpointProvider):
         named = check_stored_checkpoint(checkpoint)
         return self._add(checkpoint.id, named, encode_state(checkpoint.state))
 
-    def _add(self, checkpoint_id: str, checkpoint: NamedCheckpoint, data: bytes) -> bool:
+    def _add(
+        self, checkpoint_id: str, checkpoint: NamedCheckpoint, data: tuple[int, bytes]
+    ) -> bool:
         row = _Row(checkpoint_id, checkpoint.name, checkpoint.agent_id, data,
                    checkpoint.session_id, checkpoint.agent_type, checkpoint.created_at)
         with self._lock:
@@ -86,7 +89,7 @@ class MemoryCheckpointProvider(CheckpointProvider):
         if row is None:
             return None
         return StoredCheckpoint(
-            id=row.id, name=row.name, agent_id=row.agent_id, state=decode_state(row.state),
+            id=row.id, name=row.name, agent_id=row.agent_id, state=unpack_state(*row.state),
             session_id=row.session_id, agent_type=row.agent_type, created_at=row.created_at,
         )
 

@@ -9,6 +9,7 @@ import peewee as pw
 
 from ._codec import pack_state, unpack_state
 from ._cursor import decode_cursor, encode_cursor
+from ._defaults import DEFAULT_DB_URL
 from ._engine import Engine
 from ._ids import new_id
 from ._migrations import LOCK_TIMEOUT
@@ -38,8 +39,6 @@ from .records import (
 
 __all__ = ["DEFAULT_DB_URL", "PeeweeCheckpointProvider"]
 
-#: The embedded default: a SQLite file in the working directory.
-DEFAULT_DB_URL = "sqlite:///checkpoints.db"
 
 # Agents prune reads per query when applying keep_last_per_agent.
 _AGENT_BATCH = 500
