@@ -5,7 +5,7 @@ from __future__ import annotations
 from abc import ABC, abstractmethod
 from collections.abc import Iterator
 from types import TracebackType
-from typing import TypeVar
+from typing import Any, TypeVar
 
 from ._cursor import decode_cursor, encode_cursor
 from ._validation import check_page_limit, check_prune_rules, filter_values
@@ -150,14 +150,18 @@ class CheckpointProvider(ABC):
     ) -> Iterator[CheckpointListItem]:
         """Yield every matching checkpoint in listing order, one page in memory at a time.
 
-        Filters are those of :meth:`list_checkpoints`. Checkpoints stored or deleted while
-        iterating may or may not be seen, but none is yielded twice.
+        Filters are those of :meth:`list_checkpoints`, checked at the call (a bad one raises
+        here, not at the first ``next()``). Checkpoints stored or deleted while iterating may
+        or may not be seen, but none is yielded twice.
         """
+        filter_values(agent_id, session_id, agent_type, before, after)
+        return self._iter_pages(agent_id=agent_id, session_id=session_id,
+                                agent_type=agent_type, before=before, after=after)
+
+    def _iter_pages(self, **filters: Any) -> Iterator[CheckpointListItem]:
         cursor: str | None = None
         while True:
-            page = self.page_checkpoints(agent_id=agent_id, session_id=session_id,
-                                         agent_type=agent_type, before=before, after=after,
-                                         limit=self.iter_page_size, cursor=cursor)
+            page = self.page_checkpoints(**filters, limit=self.iter_page_size, cursor=cursor)
             yield from page.items
             if page.next_cursor is None:
                 return
