@@ -9,7 +9,9 @@ from __future__ import annotations
 
 import contextlib
 import datetime as dt
+import functools
 import itertools
+import operator
 import os
 import signal
 import sys
@@ -23,7 +25,7 @@ from typing import IO, TYPE_CHECKING, Any
 import click
 
 from . import _transfer as transfer
-from ._database import Redactor
+from ._redact import Redactor, url_redactor
 from .config import resolve_provider_config
 from .errors import (
     CheckpointError,
@@ -81,14 +83,8 @@ class Session:
 
     def redactor(self) -> Redactor:
         """Hides every password this run has seen (URLs given, and the chosen config's)."""
-        from urllib.parse import unquote, urlparse
-
-        secrets: list[str | None] = list(self.secrets)
-        for url in self.urls:
-            with contextlib.suppress(ValueError):
-                password = urlparse(url).password
-                secrets += [password, unquote(password) if password else None]
-        return Redactor(*secrets)
+        return functools.reduce(operator.or_, map(url_redactor, self.urls),
+                                Redactor(*self.secrets))
 
     def open(self) -> CheckpointProvider:
         """The provider the global options select.
