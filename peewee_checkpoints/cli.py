@@ -3,8 +3,8 @@
 ``main(argv=None) -> int`` never raises: errors print ``error: <message>`` on stderr and give
 exit code 2 (usage, config, invalid input, a SQLite file that does not exist), 1 (storage, not
 found, a database without the package's tables) or 130 (interrupted); the traceback is shown
-only with ``-v``, and no password is ever printed. Commands that only read (show, list, status,
-export, delete, prune, and copy's source) never create or migrate a database.
+only with ``-v``, and no password is ever printed. Commands that add no checkpoint (show, list,
+status, export, delete, prune, and copy's source) never create or migrate a database.
 """
 
 from __future__ import annotations
@@ -153,7 +153,7 @@ class Session:
 
 
 def _require_sqlite_file(url: object, where: str) -> None:
-    """Refuse a ``sqlite:///PATH`` URL whose file does not exist (the commands that only read).
+    """Refuse a ``sqlite:///PATH`` URL whose file does not exist (commands that add nothing).
 
     SQLite creates a missing file on connect, and the provider would then migrate it: a
     mistyped path would show as an empty store, and leave a new database behind.
@@ -167,15 +167,21 @@ def _require_sqlite_file(url: object, where: str) -> None:
     if not path or path == ":memory:" or path.startswith("file:") or os.path.exists(path):
         return
     raise ConfigError(
-        f"no SQLite database at {os.path.abspath(path)} (from {where}); this command only "
-        "reads and creates none. Check the path, or create the database with "
-        f"'{PROG} migrate' (store and import create it too)"
+        f"no SQLite database at {os.path.abspath(path)} (from {where}), and {_command()} does "
+        f"not create one: check the path, or create the database with '{PROG} migrate' "
+        "(store and import create it too)"
     )
+
+
+def _command() -> str:
+    """The running subcommand's name, for messages."""
+    ctx = click.get_current_context(silent=True)
+    return f"'{ctx.info_name}'" if ctx is not None and ctx.info_name else "this command"
 
 
 def _require_tables(provider: CheckpointProvider) -> None:
     """Refuse a database without this package's tables, or on an older schema: commands that
-    only read never migrate (the provider would on its first call)."""
+    add no checkpoint never migrate (the provider would on its first call)."""
     if not isinstance(provider, PeeweeCheckpointProvider):
         return
     pending = provider.pending_migrations()
@@ -184,8 +190,8 @@ def _require_tables(provider: CheckpointProvider) -> None:
     if not provider.applied_migrations():
         raise NotFound(f"no peewee-checkpoints tables in {provider.url}; run "
                        f"'{PROG} migrate' to create them (store and import create them too)")
-    raise NotFound(f"{provider.url} needs the migration(s) {', '.join(pending)} first; this "
-                   f"command only reads: run '{PROG} migrate'")
+    raise NotFound(f"{provider.url} needs the migration(s) {', '.join(pending)} first, and "
+                   f"{_command()} does not migrate: run '{PROG} migrate'")
 
 
 def _require_persistent(provider: CheckpointProvider, what: str) -> None:
@@ -387,7 +393,7 @@ def _wants_json(session: Session, flag: bool) -> bool:
 
 @contextlib.contextmanager
 def _provider(session: Session, *, create: bool = True) -> Iterator[CheckpointProvider]:
-    """The selected provider, closed at the end. ``create=False`` (commands that only read):
+    """The selected provider, closed at the end. ``create=False`` (commands that add nothing):
     a missing SQLite file or a database without the package's tables is an error, and nothing
     is created or migrated."""
     with session.open(create=create) as provider:

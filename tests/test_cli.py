@@ -459,8 +459,8 @@ def test_a_command_that_only_reads_refuses_a_missing_sqlite_file_and_creates_not
     typo = cli("--db-url", "sqlite:///typo2.db", *command, cwd=tmp, check=False)
     assert typo.returncode == 2, err(typo)
     assert err(typo) == (
-        f"error: no SQLite database at {tmp / 'typo2.db'} (from --db-url); this command only "
-        "reads and creates none. Check the path, or create the database with "
+        f"error: no SQLite database at {tmp / 'typo2.db'} (from --db-url), and '{command[0]}' "
+        "does not create one: check the path, or create the database with "
         "'peewee-checkpoints migrate' (store and import create it too)\n")
     assert out(typo) == ""
     # From a config file and from the environment, the message names where the URL came from.
@@ -498,7 +498,8 @@ def test_a_command_that_only_reads_never_migrates_a_database(db_url: str, tmp: P
         newest = provider.rollback_migration()
     listed = cli("--db-url", db_url, "list", cwd=tmp, check=False)
     assert listed.returncode == 1
-    assert f"needs the migration(s) {newest} first" in err(listed)
+    assert err(listed) == (f"error: {safe} needs the migration(s) {newest} first, and 'list' "
+                           "does not migrate: run 'peewee-checkpoints migrate'\n")
     assert out(cli("--db-url", db_url, "migrate", cwd=tmp)) == f"applied {newest}\n"
     assert cli("--db-url", db_url, "list", cwd=tmp).returncode == 0
 
