@@ -30,13 +30,12 @@ from playhouse.pool import MaxConnectionsExceeded
 from ._database import (
     SQLITE_BUSY_TIMEOUT,
     Backend,
-    Redactor,
-    chain,
     open_database,
     remove_sqlite_files,
 )
 from ._migrations import LOCK_TIMEOUT, MigrationRunner
 from ._profiles import BackendProfile, profile_for
+from ._redact import Redactor, chain
 from .errors import CheckpointError, StorageError
 
 __all__ = ["Engine"]

@@ -3,10 +3,19 @@
 from __future__ import annotations
 
 import asyncio
+from pathlib import Path
+from typing import Any
 
 import pytest
 
-from peewee_checkpoints import NamedCheckpoint, PeeweeCheckpointProvider, StoredCheckpoint
+from peewee_checkpoints import (
+    CheckpointProvider,
+    InvalidCheckpointError,
+    MemoryCheckpointProvider,
+    NamedCheckpoint,
+    PeeweeCheckpointProvider,
+    StoredCheckpoint,
+)
 from peewee_checkpoints.aio import AsyncCheckpointProvider
 
 
@@ -96,3 +105,20 @@ def test_close_releases_the_connections_of_the_pool_threads(db_url: str) -> None
         assert pool._connections == []
 
     asyncio.run(scenario())
+
+
+def test_iter_checkpoints_checks_its_filters_at_the_call_like_the_sync_one(tmp_path: Path) -> None:
+    bad: dict[str, Any] = {"agent_id": 5}
+
+    async def scenario(provider: CheckpointProvider) -> None:
+        with pytest.raises(InvalidCheckpointError, match="agent_id"):
+            provider.iter_checkpoints(**bad)  # not at the first next()
+        async with AsyncCheckpointProvider(provider) as ap:
+            with pytest.raises(InvalidCheckpointError, match="agent_id"):
+                ap.iter_checkpoints(**bad)  # not at the first __anext__()
+            with pytest.raises(InvalidCheckpointError, match="before"):
+                ap.iter_checkpoints(before="yesterday")  # type: ignore[arg-type]
+            assert [i.id async for i in ap.iter_checkpoints(agent_id="a")] == []
+
+    asyncio.run(scenario(PeeweeCheckpointProvider(f"sqlite:///{tmp_path / 'c.db'}")))
+    asyncio.run(scenario(MemoryCheckpointProvider()))
