@@ -171,7 +171,7 @@ def decode_cursor(cursor: object, shape: tuple[type, ...], what: str) -> list[An
     return [float(p) if kind is float else p for p, kind in zip(parts, shape, strict=True)]
 
 
-class _SQL:
+class StoreSQL:
     """Every statement of the store, in one backend's dialect, built once."""
 
     def __init__(self, backend: str, p: str) -> None:
@@ -312,12 +312,17 @@ class AdkStore:
 
     def __init__(self, db_url: str, *, migration_lock_timeout: float = LOCK_TIMEOUT) -> None:
         self.engine = Engine(db_url, migration_lock_timeout=migration_lock_timeout)
-        self._sql = _SQL(self.engine.backend, self.engine.param)
+        self._sql = StoreSQL(self.engine.backend, self.engine.param)
 
     @property
     def url(self) -> str:
         """The ``db_url`` with its password replaced by ``***``."""
         return self.engine.url
+
+    @property
+    def sql(self) -> StoreSQL:
+        """The statements this store runs (to EXPLAIN them)."""
+        return self._sql
 
     def close(self) -> None:
         """Close every connection (later calls open new ones)."""
