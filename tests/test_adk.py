@@ -731,3 +731,95 @@ def test_large_reads_come_from_indexes(service: PeeweeSessionService, backend: s
     list_time, get_time = run(timed())
     # Generous bounds for a shared CI machine; the benchmark reports real figures.
     assert list_time < 10 and get_time < 1, (list_time, get_time)
+
+
+# -- the command line -----------------------------------------------------------------------
+
+
+def _cli(capsysbinary: pytest.CaptureFixture[bytes], *argv: str) -> tuple[int, bytes, bytes]:
+    from peewee_checkpoints.cli import main
+
+    code = main(list(argv))
+    out, err = capsysbinary.readouterr()
+    return code, out, err
+
+
+def test_the_cli_lists_shows_exports_imports_copies_and_deletes_adk_sessions(
+    db_url: str, tmp_path: Path, capsysbinary: pytest.CaptureFixture[bytes],
+) -> None:
+    import orjson
+
+    async def fill() -> list[Session]:
+        async with PeeweeSessionService(db_url) as svc:
+            made = []
+            for n in range(3):
+                s = await svc.create_session(app_name="app", user_id=f"u{n % 2}",
+                                             session_id=f"s{n}",
+                                             state={"n": n, "app:a": 1, "user:u": n})
+                await svc.append_event(s, _rich_event())
+                await svc.append_event(s, _event(text=f"hello {n}", delta={"big": 2**70}))
+                made.append(s)
+            return made
+
+    made = run(fill())
+    code, out, _ = _cli(capsysbinary, "--db-url", db_url, "adk", "apps")
+    assert (code, out) == (0, b"app\n")
+    code, out, _ = _cli(capsysbinary, "--db-url", db_url, "adk", "list", "--app", "app",
+                        "--user", "u0", "--json")
+    assert code == 0 and [s["id"] for s in orjson.loads(out)] == ["s0", "s2"]
+    code, out, _ = _cli(capsysbinary, "--db-url", db_url, "adk", "show", "--app", "app",
+                        "--user", "u1", "s1", "--events", "1")
+    shown = orjson.loads(out)
+    assert code == 0 and shown["state"]["n"] == 1
+    assert shown["user_state"] == {"u": 1, "pref": "dark"}
+    assert [e["seq"] for e in shown["events"]] == [2]
+    code, _, err = _cli(capsysbinary, "--db-url", db_url, "adk", "show", "--app", "app",
+                        "--user", "u1", "nope")
+    assert code == 1 and b"no session 'nope'" in err
+
+    # Export, import into another backend's database, and copy: the sessions read back equal.
+    dump = tmp_path / "adk.jsonl"
+    code, _, _ = _cli(capsysbinary, "--db-url", db_url, "adk", "export", "--out", str(dump))
+    assert code == 0
+    kinds = [orjson.loads(line)["kind"] for line in dump.read_bytes().splitlines()]
+    assert kinds.count("session") == 3 and kinds.count("event") == 6
+    imported = f"sqlite:///{tmp_path / 'imported.db'}"
+    copied = f"sqlite:///{tmp_path / 'copied.db'}"
+    code, _, err = _cli(capsysbinary, "--db-url", imported, "adk", "import", str(dump))
+    assert code == 0 and b"imported 3 sessions" in err
+    code, _, err = _cli(capsysbinary, "--db-url", imported, "adk", "import", str(dump))
+    assert code == 0 and b"kept 3 already present" in err
+    code, _, err = _cli(capsysbinary, "--db-url", db_url, "adk", "copy", "--to", copied)
+    assert code == 0 and b"copied 3 sessions" in err
+
+    async def originals() -> list[Session | None]:
+        async with PeeweeSessionService(db_url) as svc:
+            return [await svc.get_session(app_name="app", user_id=s.user_id, session_id=s.id)
+                    for s in made]
+
+    expected = run(originals())
+
+    async def compare(url: str) -> None:
+        async with PeeweeSessionService(url) as svc:
+            for s in expected:
+                assert s is not None
+                got = await svc.get_session(app_name="app", user_id=s.user_id, session_id=s.id)
+                assert got == s  # events, merged state, update time and revision
+                # The copy continues where the original was: the same object appends there.
+                await svc.append_event(got, _event(text="after the move"))
+
+    run(compare(imported))
+    run(compare(copied))
+
+    code, out, _ = _cli(capsysbinary, "--db-url", db_url, "adk", "delete", "--app", "app",
+                        "--user", "u0", "s0", "s2")
+    assert code == 0 and out == b"deleted s0\ndeleted s2\n"
+    code, _, err = _cli(capsysbinary, "--db-url", db_url, "adk", "delete", "--app", "app",
+                        "--user", "u0", "s0")
+    assert code == 1 and b"no session 's0'" in err
+
+
+def test_the_cli_never_imports_adk() -> None:
+    code = ("import sys, peewee_checkpoints.cli, peewee_checkpoints._cli_adk; "
+            "assert not [m for m in sys.modules if m.startswith('google')], 'ADK imported'")
+    subprocess.run([sys.executable, "-c", code], check=True, timeout=60)
