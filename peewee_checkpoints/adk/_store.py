@@ -21,7 +21,7 @@ import binascii
 import threading
 from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, NamedTuple
 
 import orjson
 import peewee as pw
@@ -66,9 +66,8 @@ class StaleRevisionError(CheckpointError):
     """append with a session object older than the stored session."""
 
 
-@dataclass(frozen=True)
-class SessionRow:
-    """A stored session, without its events."""
+class SessionRow(NamedTuple):
+    """A stored session, without its events (a tuple: thousands are built per listing)."""
 
     app_name: str
     user_id: str
@@ -81,8 +80,7 @@ class SessionRow:
     state: dict[str, Any]
 
 
-@dataclass(frozen=True)
-class EventRow:
+class EventRow(NamedTuple):
     """A stored event: its place in the session, and ADK's JSON of the whole event."""
 
     seq: int
