@@ -823,3 +823,21 @@ def test_the_cli_never_imports_adk() -> None:
     code = ("import sys, peewee_checkpoints.cli, peewee_checkpoints._cli_adk; "
             "assert not [m for m in sys.modules if m.startswith('google')], 'ADK imported'")
     subprocess.run([sys.executable, "-c", code], check=True, timeout=60)
+
+
+def test_migration_007_rolls_back_and_the_next_call_applies_it_again(db_url: str) -> None:
+    """What an upgrade relies on: the service brings the schema to its version by itself."""
+    svc = PeeweeSessionService(db_url)
+    try:
+        run(svc.create_session(app_name="app", user_id="u", session_id="before"))
+        engine = svc.store.engine
+        rolled_back = []
+        while "007_adk" not in rolled_back:
+            rolled_back.append(engine.rollback_migration())
+        assert "007_adk" not in engine.applied_migrations()
+        # No setup call: the next call migrates (the tables come back empty).
+        assert run(svc.get_session(app_name="app", user_id="u", session_id="before")) is None
+        assert engine.applied_migrations().count("007_adk") == 1
+        run(svc.create_session(app_name="app", user_id="u", session_id="after"))
+    finally:
+        run(svc.close())
