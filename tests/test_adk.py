@@ -429,16 +429,17 @@ def test_paging_sessions_and_events_yields_each_once_in_list_order(
     async def go() -> None:
         for i in range(7):
             await service.create_session(app_name="app", user_id=f"u{i % 2}",
-                                         session_id=f"s{i}", state={"user:n": i})
+                                         session_id=f"s{i}",
+                                         state={"user:n": i, "app:last": i, "own": i})
         for uid in ("u0", None):
-            listed = [s.id for s in (await service.list_sessions(app_name="app",
-                                                                  user_id=uid)).sessions]
-            paged: list[str] = []
+            listed = [(s.id, s.state) for s in (await service.list_sessions(
+                app_name="app", user_id=uid)).sessions]
+            paged: list[tuple[str, dict[str, Any]]] = []
             cursor = None
             while True:
                 page = await service.page_sessions(app_name="app", user_id=uid, limit=2,
                                                    cursor=cursor)
-                paged += [s.id for s in page.sessions]
+                paged += [(s.id, s.state) for s in page.sessions]
                 if page.next_cursor is None:
                     break
                 cursor = page.next_cursor

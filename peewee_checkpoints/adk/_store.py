@@ -508,6 +508,21 @@ class AdkStore:
             self._sql.user_states, (app_name,)).fetchall())
         return {r[0]: _state(r[1], r[2]) for r in rows}
 
+    def user_states_of(self, app_name: str, user_ids: Sequence[str]) -> dict[str, dict[str, Any]]:
+        """The user states of ``user_ids`` in one app (users without one are left out)."""
+        wanted = sorted({u for u in user_ids if is_key(u)})
+        if not wanted or not is_key(app_name):
+            return {}
+        p = self.engine.param
+        found: dict[str, dict[str, Any]] = {}
+        for start in range(0, len(wanted), 200):
+            chunk = wanted[start:start + 200]
+            query = (f"{self._sql.user_states} AND user_id IN ({', '.join([p] * len(chunk))})")
+            rows = self._run("read ADK user states", lambda q=query, c=chunk: self._x(
+                q, (app_name, *c)).fetchall())
+            found.update({r[0]: _state(r[1], r[2]) for r in rows})
+        return found
+
     def count_events(self, app_name: str, user_id: str, session_id: str) -> int:
         """How many events a session holds."""
         row = self._run("count ADK events", lambda: self._x(

@@ -325,11 +325,11 @@ class PeeweeSessionService(BaseSessionService):
         rows, next_cursor = await self._call(self._store.page_sessions, app_name, user_id,
                                              limit=limit, cursor=cursor)
         app_state = await self._call(self._store.get_app_state, app_name) if rows else {}
-        users: dict[str, dict[str, Any]] = {}
-        for uid in {row.user_id for row in rows}:
-            users[uid] = await self._call(self._store.get_user_state, app_name, uid)
+        users = await self._call(self._store.user_states_of, app_name,
+                                 [row.user_id for row in rows])
         return SessionPage(
-            [_session(row, _merge(app_state, users[row.user_id], row.state)) for row in rows],
+            [_session(row, _merge(app_state, users.get(row.user_id, {}), row.state))
+             for row in rows],
             next_cursor)
 
     async def page_events(self, *, app_name: str, user_id: str, session_id: str,
