@@ -526,7 +526,11 @@ from google.genai import types
 from peewee_checkpoints.adk import PeeweeSessionService
 from peewee_checkpoints.adk.service import StaleSessionError
 
-async def main(url, session_id, worker, count):
+async def main(url, session_id, worker, count, ready_dir):
+    import os, time
+    open(os.path.join(ready_dir, worker), "w").close()
+    while len(os.listdir(ready_dir)) < 2:  # both imported ADK: append at the same time
+        time.sleep(0.005)
     stale = 0
     async with PeeweeSessionService(url) as svc:
         session = await svc.get_session(app_name="app", user_id="u", session_id=session_id)
@@ -546,11 +550,12 @@ async def main(url, session_id, worker, count):
                                                     session_id=session_id)
     print(stale)
 
-asyncio.run(main(sys.argv[1], sys.argv[2], sys.argv[3], int(sys.argv[4])))
+asyncio.run(main(sys.argv[1], sys.argv[2], sys.argv[3], int(sys.argv[4]), sys.argv[5]))
 """
 
 
-def test_two_processes_appending_to_one_session_lose_no_event(db_url: str) -> None:
+def test_two_processes_appending_to_one_session_lose_no_event(db_url: str, tmp_path: Path
+                                                              ) -> None:
     async def create() -> str:
         async with PeeweeSessionService(db_url) as svc:
             return (await svc.create_session(app_name="app", user_id="u")).id
@@ -560,13 +565,16 @@ def test_two_processes_appending_to_one_session_lose_no_event(db_url: str) -> No
     env = {**os.environ, "PYTHONPATH": str(HERE.parent)}
     workers = [
         subprocess.Popen([sys.executable, "-c", _APPENDER, db_url, session_id, f"w{n}",
-                          str(count)], stdout=subprocess.PIPE, stderr=subprocess.PIPE,
-                         text=True, env=env)
+                          str(count), str(tmp_path)], stdout=subprocess.PIPE,
+                         stderr=subprocess.PIPE, text=True, env=env)
         for n in range(2)
     ]
+    refused = 0
     for worker in workers:
-        _, err = worker.communicate(timeout=300)
+        out, err = worker.communicate(timeout=300)
         assert worker.returncode == 0, err
+        refused += int(out.strip())
+    print(f"stale appends refused and retried: {refused}")
 
     async def check() -> None:
         async with PeeweeSessionService(db_url) as svc:
@@ -615,10 +623,12 @@ def test_concurrent_first_writes_of_app_and_user_state_never_collide(db_url: str
 
 
 _REPLICA = """
-import asyncio, sys, time
-from peewee_checkpoints.adk import PeeweeSessionService
-url, start, name = sys.argv[1], float(sys.argv[2]), sys.argv[3]
-time.sleep(max(0.0, start - time.time()))
+import asyncio, os, sys, time
+from peewee_checkpoints.adk import PeeweeSessionService  # imports ADK: seconds, done first
+url, ready_dir, name, count = sys.argv[1], sys.argv[2], sys.argv[3], int(sys.argv[4])
+open(os.path.join(ready_dir, name), "w").close()
+while len(os.listdir(ready_dir)) < count:  # every replica imported: all go at once
+    time.sleep(0.005)
 async def main():
     async with PeeweeSessionService(url) as svc:
         await svc.create_session(app_name="app", user_id=name, state={"app:seen": name})
@@ -628,11 +638,14 @@ asyncio.run(main())
 
 
 @pytest.mark.slow
-def test_eight_replicas_starting_at_once_on_a_fresh_database_all_succeed(db_url: str) -> None:
-    start = time.time() + 3.0
+def test_eight_replicas_starting_at_once_on_a_fresh_database_all_succeed(
+    db_url: str, tmp_path: Path,
+) -> None:
+    ready = tmp_path / "ready"
+    ready.mkdir()
     env = {**os.environ, "PYTHONPATH": str(HERE.parent)}
     replicas = [
-        subprocess.Popen([sys.executable, "-c", _REPLICA, db_url, str(start), f"r{n}"],
+        subprocess.Popen([sys.executable, "-c", _REPLICA, db_url, str(ready), f"r{n}", "8"],
                          stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env=env)
         for n in range(8)
     ]
