@@ -169,7 +169,7 @@ class PeeweeSessionService(BaseSessionService):
     def __init__(self, db_url: str = DEFAULT_DB_URL, *,
                  migration_lock_timeout: float = LOCK_TIMEOUT) -> None:
         self._store = AdkStore(db_url, migration_lock_timeout=migration_lock_timeout)
-        self._locks: weakref.WeakValueDictionary[tuple[str, str, str], asyncio.Lock] = (
+        self._locks: weakref.WeakValueDictionary[tuple[int, str, str, str], asyncio.Lock] = (
             weakref.WeakValueDictionary())
 
     # -- plumbing -------------------------------------------------------------------------
@@ -210,9 +210,12 @@ class PeeweeSessionService(BaseSessionService):
         # Appends to one session from this process wait for each other here, so that tasks
         # sharing a session object do not refuse each other as stale; other processes are
         # kept apart by the row lock and the revision check.
-        lock = self._locks.get(key)
+        # Keyed by event loop too: an asyncio.Lock belongs to one loop, and a service may be
+        # shared by threads that each run their own.
+        loop_key = (id(asyncio.get_running_loop()), *key)
+        lock = self._locks.get(loop_key)
         if lock is None:
-            lock = self._locks[key] = asyncio.Lock()
+            lock = self._locks[loop_key] = asyncio.Lock()
         async with lock:
             yield
 
