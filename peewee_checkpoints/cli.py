@@ -838,3 +838,8 @@ def _fail(session: Session, message: str, hint: str | None = None, *, code: int,
     if hint:
         click.echo(hint, err=True)
     return code
+
+
+from ._cli_adk import adk  # noqa: E402 - the ADK sessions group, kept in its own module
+
+cli.add_command(adk)
