@@ -13,6 +13,7 @@ from __future__ import annotations
 import base64
 import binascii
 import logging
+import math
 import time
 from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
@@ -102,9 +103,23 @@ def encode_item(item: object) -> bytes:
             f"a session item must be a JSON object (a dict), not {type(item).__name__}"
         )
     try:
-        return dumps_json(item if isinstance(item, dict) else dict(item))
+        data = dumps_json(item if isinstance(item, dict) else dict(item))
     except (TypeError, ValueError, RecursionError) as exc:
         raise InvalidCheckpointError(f"a session item is not JSON: {exc}") from exc
+    # orjson writes NaN and infinities as null; only then is the item walked to find them.
+    if b"null" in data and _has_nonfinite(item):
+        raise InvalidCheckpointError("a session item holds NaN or an infinity, which JSON cannot")
+    return data
+
+
+def _has_nonfinite(value: object) -> bool:
+    if isinstance(value, float):
+        return not math.isfinite(value)
+    if isinstance(value, Mapping):
+        return any(_has_nonfinite(v) for v in value.values())
+    if isinstance(value, (list, tuple)):
+        return any(_has_nonfinite(v) for v in value)
+    return False
 
 
 def decode_item(data: Any) -> dict[str, Any] | None:
