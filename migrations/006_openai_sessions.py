@@ -1,4 +1,4 @@
-"""006_openai_sessions: the tables of the OpenAI Agents SDK session (``peewee_checkpoints.openai_agents``).
+"""006_openai_sessions: the tables of ``peewee_checkpoints.openai_agents`` (SDK sessions).
 
 Frozen once released: plain DDL per backend, nothing imported from the package. Three tables:
 

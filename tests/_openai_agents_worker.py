@@ -63,7 +63,7 @@ def scripted_model() -> Any:
         return found
 
     class Scripted(Model):
-        async def get_response(self, system_instructions: Any, input: Any,  # noqa: A002
+        async def get_response(self, system_instructions: Any, input: Any,  # noqa: PLR0917
                                model_settings: Any, tools: Any, output_schema: Any,
                                handoffs: Any, tracing: Any, **kwargs: Any) -> Any:
             said = texts(input)

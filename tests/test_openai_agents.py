@@ -108,6 +108,7 @@ def test_a_second_process_resumes_the_conversation_of_a_real_runner(db_url: str)
 
 
 def test_an_encrypted_session_wraps_it(store: PeeweeSessionStore) -> None:
+    pytest.importorskip("cryptography", reason="EncryptedSession needs openai-agents[encrypt]")
     from agents.extensions.memory import EncryptedSession
     from cryptography.fernet import Fernet
 

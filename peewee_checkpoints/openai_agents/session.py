@@ -185,18 +185,19 @@ class PeeweeSession:
                  session_settings: SessionSettings | Mapping[str, Any] | None = None,
                  user_id: str | None = None,
                  metadata: Mapping[str, Any] | None = None) -> None:
-        self._setup(PeeweeSessionStore(db_url), True, session_id, session_settings,
-                    user_id, metadata)
+        self._setup(PeeweeSessionStore(db_url), True, session_id,
+                    session_settings=session_settings, user_id=user_id, metadata=metadata)
 
     @classmethod
     def _on(cls, store: PeeweeSessionStore, session_id: str, *,
             session_settings: SessionSettings | Mapping[str, Any] | None,
             user_id: str | None, metadata: Mapping[str, Any] | None) -> PeeweeSession:
         session = cls.__new__(cls)
-        session._setup(store, False, session_id, session_settings, user_id, metadata)
+        session._setup(store, False, session_id, session_settings=session_settings,
+                       user_id=user_id, metadata=metadata)
         return session
 
-    def _setup(self, store: PeeweeSessionStore, owns_store: bool, session_id: str,
+    def _setup(self, store: PeeweeSessionStore, owns_store: bool, session_id: str, *,
                session_settings: Any, user_id: str | None,
                metadata: Mapping[str, Any] | None) -> None:
         self.session_id = check_id("session_id", session_id)

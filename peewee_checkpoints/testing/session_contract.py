@@ -218,7 +218,8 @@ class SessionContract:
     def test_changing_items_after_adding_or_reading_does_not_change_the_store(
             self, make_session: Callable[[str], Any]) -> None:
         session = make_session("copies")
-        item = {"role": "user", "content": [{"type": "input_text", "text": "a"}]}
+        item: dict[str, Any] = {"role": "user",
+                                "content": [{"type": "input_text", "text": "a"}]}
         _run(session.add_items([item]))
         item["content"][0]["text"] = "changed"
         read = _run(session.get_items())
