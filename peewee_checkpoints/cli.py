@@ -838,3 +838,8 @@ def _fail(session: Session, message: str, hint: str | None = None, *, code: int,
     if hint:
         click.echo(hint, err=True)
     return code
+
+
+from ._cli_sessions import sessions  # noqa: E402 - the group needs pass_session, defined above
+
+cli.add_command(sessions)

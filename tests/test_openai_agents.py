@@ -317,3 +317,61 @@ def test_a_session_on_its_own_url(db_url: str) -> None:
         assert "own" in repr(session)
     finally:
         session.close()
+
+
+# -- the command line ----------------------------------------------------------------------
+
+
+def _cli(capsysbinary: pytest.CaptureFixture[bytes], *args: str) -> tuple[int, str, str]:
+    from peewee_checkpoints.cli import main
+
+    code = main(list(args))
+    out, err = capsysbinary.readouterr()
+    return code, out.decode(), err.decode()
+
+
+def test_the_sessions_command_lists_shows_exports_imports_copies_and_deletes(
+        store: PeeweeSessionStore, db_url: str, tmp_path: Path,
+        capsysbinary: pytest.CaptureFixture[bytes]) -> None:
+    _run(store.session("c1", user_id="ann", metadata={"t": "x"}).add_items(
+        [_msg("hi"), _msg("again")]))
+    _run(store.session("c2", user_id="bob").add_items([_msg("yo")]))
+    code, out, _ = _cli(capsysbinary, "--db-url", db_url, "sessions", "list")
+    assert code == 0
+    assert [line.split()[-1] for line in out.splitlines()[1:]] == ["c2", "c1"]
+    code, out, _ = _cli(capsysbinary, "--db-url", db_url, "sessions", "list", "--meta", "t=x",
+                        "--json")
+    assert [json.loads(line)["session_id"] for line in out.splitlines()] == ["c1"]
+    code, out, _ = _cli(capsysbinary, "--db-url", db_url, "sessions", "show", "c1")
+    shown = json.loads(out)
+    assert (shown["user_id"], shown["item_count"], shown["items"]) == (
+        "ann", 2, [_msg("hi"), _msg("again")])
+    code, out, err = _cli(capsysbinary, "--db-url", db_url, "sessions", "show", "nope")
+    assert code == 1
+    assert "no session 'nope'" in err
+
+    exported = tmp_path / "sessions.jsonl"
+    code, _, _ = _cli(capsysbinary, "--db-url", db_url, "sessions", "export", "-o",
+                      str(exported))
+    assert code == 0
+    assert len(exported.read_text().splitlines()) == 2
+    other = f"sqlite:///{tmp_path / 'other.db'}"
+    code, _, err = _cli(capsysbinary, "--db-url", other, "sessions", "import", str(exported))
+    assert (code, err.strip()) == (0, "imported 2 session(s), 3 item(s)")
+    code, _, err = _cli(capsysbinary, "--db-url", other, "sessions", "import", str(exported))
+    assert code == 2
+    assert "already exists" in err
+    third = f"sqlite:///{tmp_path / 'third.db'}"
+    code, _, _ = _cli(capsysbinary, "--db-url", db_url, "sessions", "copy", "--to", third,
+                      "--user", "ann")
+    assert code == 0
+    with PeeweeSessionStore(third) as copied:
+        assert [i.session_id for i in copied.list_sessions().items] == ["c1"]
+        assert _run(copied.session("c1").get_items()) == [_msg("hi"), _msg("again")]
+
+    code, _, err = _cli(capsysbinary, "--db-url", db_url, "sessions", "delete", "--user", "bob")
+    assert (code, err.strip()) == (0, "deleted 1 session(s)")
+    code, _, err = _cli(capsysbinary, "--db-url", db_url, "sessions", "delete", "c1", "gone")
+    assert code == 1
+    assert "not found: gone" in err
+    assert store.list_sessions().items == []
