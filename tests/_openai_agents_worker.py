@@ -13,7 +13,6 @@ from __future__ import annotations
 
 import asyncio
 import json
-import os
 import re
 import sys
 import time
@@ -91,7 +90,6 @@ def scripted_model() -> Any:
 
 
 def run_turn(url: str, session_id: str, text: str) -> str:
-    os.environ.setdefault("OPENAI_API_KEY", "dummy")  # never used: the model is scripted
     from agents import Agent, Runner, function_tool, set_tracing_disabled
 
     set_tracing_disabled(True)
