@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import base64
 import binascii
+import json
 import logging
 import math
 import time
@@ -22,7 +23,7 @@ from typing import Any, TypeVar
 
 import orjson
 
-from ._codec import dumps_json, loads_json
+from ._codec import dumps_json
 from ._engine import Engine
 from ._validation import text_problem
 from .errors import InvalidCheckpointError, StorageError
@@ -96,20 +97,55 @@ def check_id(what: str, value: object, max_length: int = MAX_SESSION_ID) -> str:
     return value  # type: ignore[return-value]  # text_problem checked it is a str
 
 
+#: Leads the JSON of an item the standard library encoded (JSON allows leading whitespace):
+#: on read it says "orjson must not decode this", as it would read a big integer as a float.
+_STDLIB_MARK = b" "
+
+
 def encode_item(item: object) -> bytes:
     """An item's JSON bytes; InvalidCheckpointError unless it is a JSON object."""
     if not isinstance(item, Mapping):
         raise InvalidCheckpointError(
             f"a session item must be a JSON object (a dict), not {type(item).__name__}"
         )
+    value = item if isinstance(item, dict) else dict(item)
     try:
-        data = dumps_json(item if isinstance(item, dict) else dict(item))
+        data = orjson.dumps(value)
+    except (TypeError, orjson.JSONEncodeError):
+        data = _stdlib_encode(value)
+    else:
+        # orjson writes NaN and infinities as null; only then is the item walked to find them.
+        if b"null" in data and _has_nonfinite(value):
+            raise InvalidCheckpointError(
+                "a session item holds NaN or an infinity, which JSON cannot")
+    return data
+
+
+def _stdlib_encode(value: dict[str, Any]) -> bytes:
+    # What orjson refuses but JSON holds: integers beyond 64 bits, lone surrogates, nesting
+    # past 254 levels. Anything else it refused (a non-str key, a set) must not be changed
+    # into something else on the way, so the text has to read back equal.
+    try:
+        text = json.dumps(value, ensure_ascii=True, allow_nan=False, separators=(",", ":"))
+        same = json.loads(text) == value
     except (TypeError, ValueError, RecursionError) as exc:
         raise InvalidCheckpointError(f"a session item is not JSON: {exc}") from exc
-    # orjson writes NaN and infinities as null; only then is the item walked to find them.
-    if b"null" in data and _has_nonfinite(item):
-        raise InvalidCheckpointError("a session item holds NaN or an infinity, which JSON cannot")
-    return data
+    if not same:
+        raise InvalidCheckpointError(
+            "a session item is not JSON: it holds values JSON would change (a non-str key, "
+            "a tuple)")
+    return _STDLIB_MARK + text.encode()
+
+
+def decode_item(data: Any) -> dict[str, Any] | None:
+    """A stored item, or None if the stored bytes are not a JSON object."""
+    if type(data) is not bytes:
+        data = data.encode() if isinstance(data, str) else bytes(data)
+    try:
+        value = json.loads(data) if data[:1] == _STDLIB_MARK else orjson.loads(data)
+    except (ValueError, RecursionError):
+        return None
+    return value if isinstance(value, dict) else None
 
 
 def _has_nonfinite(value: object) -> bool:
@@ -120,15 +156,6 @@ def _has_nonfinite(value: object) -> bool:
     if isinstance(value, (list, tuple)):
         return any(_has_nonfinite(v) for v in value)
     return False
-
-
-def decode_item(data: Any) -> dict[str, Any] | None:
-    """A stored item, or None if the stored bytes are not a JSON object."""
-    try:
-        value = loads_json(data if isinstance(data, bytes) else bytes(data))
-    except (ValueError, TypeError, RecursionError):
-        return None
-    return value if isinstance(value, dict) else None
 
 
 def encode_metadata(metadata: object) -> tuple[bytes, list[tuple[str, str]]]:
@@ -144,9 +171,10 @@ def encode_metadata(metadata: object) -> tuple[bytes, list[tuple[str, str]]]:
             raise InvalidCheckpointError(f"metadata key {key!r} {problem or 'is empty'}")
         rows.append((key, meta_value(value) or ""))
     try:
-        data = dumps_json(dict(metadata))
-    except (TypeError, ValueError, RecursionError) as exc:
-        raise InvalidCheckpointError(f"session metadata is not JSON: {exc}") from exc
+        data = encode_item(metadata)
+    except InvalidCheckpointError as exc:
+        raise InvalidCheckpointError(str(exc).replace("a session item", "session metadata")
+                                     ) from exc
     return data, rows
 
 
