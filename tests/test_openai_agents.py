@@ -309,6 +309,12 @@ def test_export_and_import_move_a_session(store: PeeweeSessionStore, tmp_path: P
         assert (info.user_id, info.metadata, info.item_count) == ("u", {"x": [1, 2]}, 0)
 
 
+def test_it_is_a_session_to_the_sdk(store: PeeweeSessionStore) -> None:
+    from agents.memory import Session
+
+    assert isinstance(store.session("typed"), Session)
+
+
 def test_a_session_on_its_own_url(db_url: str) -> None:
     session = PeeweeSession("own", db_url)
     try:
