@@ -7,6 +7,8 @@
         BATCHES add_items calls of SIZE items each, from START_AT (epoch seconds).
     python -m tests._openai_agents_worker pop URL SESSION POPS START_AT
         POPS pop_item calls; prints the popped items as a JSON list (null for None).
+
+URL ``sdk-sqlite:PATH`` runs add and pop on the SDK's SQLiteSession instead.
 """
 
 from __future__ import annotations
@@ -112,9 +114,16 @@ def main(argv: list[str]) -> int:
     if command == "run":
         print(json.dumps(run_turn(url, session_id, rest[0])))
         return 0
-    store = PeeweeSessionStore(url)
-    try:
+    if url.startswith("sdk-sqlite:"):
+        # The SDK's own SQLiteSession on a file, for the same cross-process checks.
+        from agents import SQLiteSession
+
+        store: Any = SQLiteSession(session_id, url.removeprefix("sdk-sqlite:"))
+        session: Any = store
+    else:
+        store = PeeweeSessionStore(url)
         session = store.session(session_id)
+    try:
         if command == "add":
             worker, batches, size, start_at = int(rest[0]), int(rest[1]), int(rest[2]), \
                 float(rest[3])

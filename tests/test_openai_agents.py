@@ -177,6 +177,34 @@ def test_concurrent_processes_popping_never_share_an_item(db_url: str) -> None:
         assert (info.item_count, info.total_bytes) == (0, 0)
 
 
+@pytest.mark.slow
+def test_the_sdks_sqlite_session_across_processes(tmp_path: Path) -> None:
+    """The same 8-process adds and pops on the SDK's SQLiteSession, for comparison.
+
+    Its lock is per process, so across processes it relies on SQLite's own locking.
+    """
+    url = f"sdk-sqlite:{tmp_path / 'sdk.db'}"
+    start_at = time.time() + 3
+    procs = [_worker("add", url, "crowd", str(w), "25", "4", str(start_at))
+             for w in range(PROCESSES)]
+    for proc in procs:
+        _finish(proc)
+    from agents import SQLiteSession
+
+    session = SQLiteSession("crowd", tmp_path / "sdk.db")
+    contents = [item["content"] for item in _run(session.get_items())]
+    assert len(contents) == PROCESSES * 100
+    for start in range(0, len(contents), 4):
+        w, b, _ = contents[start].split("-")
+        assert contents[start:start + 4] == [f"{w}-{b}-{i}" for i in range(4)]
+    start_at = time.time() + 3
+    procs = [_worker("pop", url, "crowd", "110", str(start_at)) for _ in range(PROCESSES)]
+    popped = [item for proc in procs for item in json.loads(_finish(proc))]
+    got = [item["content"] for item in popped if item is not None]
+    assert len(got) == len(set(got)) == PROCESSES * 100
+    session.close()
+
+
 # -- behaviour beyond the kit --------------------------------------------------------------
 
 
