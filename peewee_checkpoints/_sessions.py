@@ -512,7 +512,8 @@ class SessionTables:
 
         def pop() -> dict[str, Any] | None:
             self._lock(session_id)
-            rows = self._x(sql.newest_items, (session_id, _POP_WINDOW)).fetchall()
+            # The newest row is almost always well-formed: read one, more only if it is not.
+            rows = self._x(sql.newest_items, (session_id, 1)).fetchall()
             while rows:
                 for seq, data in rows:
                     item = decode_item(data)
