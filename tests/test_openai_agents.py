@@ -185,6 +185,30 @@ def test_concurrent_processes_popping_never_share_an_item(db_url: str) -> None:
 
 
 @pytest.mark.slow
+def test_processes_adding_and_popping_at_once_lose_and_duplicate_nothing(db_url: str) -> None:
+    with PeeweeSessionStore(db_url) as store:
+        _run(store.session("mixed").add_items([_msg(f"seed-{i}") for i in range(100)]))
+    start_at = time.time() + 3
+    adders = [_worker("add", db_url, "mixed", str(w), "20", "3", str(start_at))
+              for w in range(PROCESSES // 2)]
+    poppers = [_worker("pop", db_url, "mixed", "40", str(start_at))
+               for _ in range(PROCESSES // 2)]
+    for proc in adders:
+        _finish(proc)
+    popped = [item["content"] for proc in poppers for item in json.loads(_finish(proc))
+              if item is not None]
+    with PeeweeSessionStore(db_url) as store:
+        left = [item["content"] for item in _run(store.session("mixed").get_items())]
+        info = store.session_info("mixed")
+    added = [f"seed-{i}" for i in range(100)] + [
+        f"{w}-{b}-{i}" for w in range(PROCESSES // 2) for b in range(20) for i in range(3)]
+    assert len(popped) == len(set(popped)), "an item was popped twice"
+    assert sorted(popped + left) == sorted(added), "an item was lost or invented"
+    assert info is not None
+    assert info.item_count == len(left)
+
+
+@pytest.mark.slow
 def test_the_sdks_sqlite_session_across_processes(tmp_path: Path) -> None:
     """The same 8-process adds and pops on the SDK's SQLiteSession, for comparison.
 
