@@ -16,13 +16,13 @@ from typing import IO, TYPE_CHECKING, Any
 import click
 import orjson
 
-from ._codec import dumps_json, loads_json
-from ._engine import Engine
-from ._sessions import SessionInfo, SessionTables
+from ._defaults import DEFAULT_DB_URL
 from .errors import ConfigError, InvalidCheckpointError
-from .peewee_provider import DEFAULT_DB_URL
 
+# Peewee, the drivers and the engine are imported by the commands that run, so that
+# `peewee-checkpoints --help` stays fast (the rest of the CLI does the same).
 if TYPE_CHECKING:
+    from ._sessions import SessionInfo, SessionTables
     from .cli import Session
 
 __all__ = ["sessions"]
@@ -40,7 +40,8 @@ def _db_url(session: Session) -> str:
     from .config import resolve_provider_config
 
     try:
-        chosen = resolve_provider_config(session.config, name=session.provider_name)
+        chosen = resolve_provider_config(session.config, name=session.provider_name,
+                                         name_option="--provider")
     except ConfigError:
         if session.config is not None or session.provider_name is not None:
             raise
@@ -57,6 +58,9 @@ def _db_url(session: Session) -> str:
 
 @contextlib.contextmanager
 def _tables(session: Session, url: str | None = None) -> Iterator[SessionTables]:
+    from ._engine import Engine
+    from ._sessions import SessionTables
+
     engine = Engine(url if url is not None else _db_url(session))
     try:
         yield SessionTables(engine)
@@ -68,9 +72,15 @@ def _out() -> IO[bytes]:
     return sys.stdout.buffer
 
 
+def _dumps(value: Any) -> bytes:
+    from ._codec import dumps_json
+
+    return dumps_json(value)
+
+
 def _line(value: Any) -> None:
     out = _out()
-    out.write(dumps_json(value) + b"\n")
+    out.write(_dumps(value) + b"\n")
     out.flush()
 
 
@@ -79,7 +89,7 @@ def _pretty(value: Any) -> None:
     try:
         data = orjson.dumps(value, option=orjson.OPT_INDENT_2)
     except (TypeError, orjson.JSONEncodeError):
-        data = dumps_json(value)
+        data = _dumps(value)
     out.write(data + b"\n")
     out.flush()
 
@@ -192,13 +202,15 @@ def export(session: Session, session_ids: tuple[str, ...], user_id: str | None,
             record = tables.export_session(sid)
             if record is None:
                 raise click.ClickException(f"no session {sid!r} in {tables.engine.url}")
-            output.write(dumps_json(record) + b"\n")
+            output.write(_dumps(record) + b"\n")
             count += 1
     output.flush()
     click.echo(f"exported {count} session(s)", err=True)
 
 
 def _records(file: IO[bytes]) -> Iterator[dict[str, Any]]:
+    from ._codec import loads_json
+
     for number, line in enumerate(file, 1):
         if not line.strip():
             continue

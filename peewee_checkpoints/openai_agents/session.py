@@ -6,10 +6,10 @@ import asyncio
 from collections.abc import Callable, Mapping, Sequence
 from typing import TYPE_CHECKING, Any, TypeVar, cast
 
+from .._defaults import DEFAULT_DB_URL
 from .._engine import Engine
 from .._migrations import LOCK_TIMEOUT
 from .._sessions import SessionInfo, SessionPage, SessionTables, check_id
-from ..peewee_provider import DEFAULT_DB_URL
 
 if TYPE_CHECKING:
     from agents.items import TResponseInputItem
