@@ -843,3 +843,6 @@ def _fail(session: Session, message: str, hint: str | None = None, *, code: int,
 from ._cli_adk import adk  # noqa: E402 - the ADK sessions group, kept in its own module
 
 cli.add_command(adk)
+from ._cli_sessions import sessions  # noqa: E402 - the group needs pass_session, defined above
+
+cli.add_command(sessions)
