@@ -22,13 +22,15 @@ WRITES = "peewee_checkpoints_lg_writes"
 CHUNK = 200
 
 #: Columns of a checkpoint row as the saver reads them.
+#: ``checkpoint_ns`` is the namespace's key form (see migration 008); ``checkpoint_ns_full``
+#: the namespace itself when that is longer than the key (else NULL).
 CHECKPOINT_COLUMNS = (
     "thread_id, checkpoint_ns, checkpoint_id, parent_checkpoint_id, "
-    "type, checkpoint, metadata_type, metadata"
+    "type, checkpoint, metadata_type, metadata, checkpoint_ns_full"
 )
 _CHECKPOINT_INSERT_COLUMNS = (
     "thread_id, checkpoint_ns, checkpoint_id, parent_checkpoint_id, run_id, "
-    "type, checkpoint, metadata_type, metadata, blob_refs"
+    "type, checkpoint, metadata_type, metadata, blob_refs, checkpoint_ns_full"
 )
 _BLOB_COLUMNS = "thread_id, checkpoint_ns, channel, version, type, data"
 _WRITE_COLUMNS = (
@@ -64,7 +66,7 @@ class SaverSQL:
                 "metadata = excluded.metadata, blob_refs = excluded.blob_refs"
             )
         self.put_checkpoint = (
-            f"INSERT INTO {CHECKPOINTS} ({_CHECKPOINT_INSERT_COLUMNS}) VALUES {_row(p, 10)}{upsert}"
+            f"INSERT INTO {CHECKPOINTS} ({_CHECKPOINT_INSERT_COLUMNS}) VALUES {_row(p, 11)}{upsert}"
         )
         self.get_checkpoint = (
             f"SELECT {CHECKPOINT_COLUMNS} FROM {CHECKPOINTS} "

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import hashlib
 import random
 from collections.abc import AsyncIterator, Callable, Iterator, Sequence
 from contextlib import AbstractContextManager, nullcontext
@@ -34,7 +35,10 @@ _T = TypeVar("_T")
 # Column sizes of migration 003 (the MySQL index limit decides them); the same limits apply on
 # every backend so that a graph that runs on SQLite also runs on MySQL.
 _MAX_THREAD_ID = 255
-_MAX_NS = 255
+# A namespace of any depth LangGraph makes: the column holds a key form of at most 255
+# characters (see _ns_key and migration 008), the checkpoint row the whole namespace.
+_MAX_NS = 1 << 16
+_NS_RAW_MAX = 190
 _MAX_CHECKPOINT_ID = 64
 _MAX_CHANNEL = 191
 _MAX_TASK_ID = 128
@@ -70,6 +74,36 @@ def _is_key(value: object, max_length: int) -> bool:
     if type(value) is str and len(value) <= max_length and value.isascii():
         return "\x00" not in value
     return text_problem(value, max_length) is None
+
+
+def _ns_key(ns: str) -> str:
+    """The form of ``ns`` stored in the ``checkpoint_ns`` key columns (migration 008).
+
+    Up to 190 characters the namespace itself; a longer one its first 190 characters, ``#``
+    and its SHA-256 (255 characters, which no namespace stored as is reaches).
+    """
+    if len(ns) <= _NS_RAW_MAX:
+        return ns
+    digest = hashlib.sha256(ns.encode("utf-8")).hexdigest()
+    return f"{ns[:_NS_RAW_MAX]}#{digest}"
+
+
+def _metadata_values(metadata: dict[str, Any], key: str) -> list[Any]:
+    """The values a filter key names in ``metadata``: the key itself, and for a dotted key
+    (``"user.access-level"``) the nested value along that path, as ``SqliteSaver`` reads it.
+    A key that names nothing gives ``[None]``."""
+    found = []
+    if key in metadata:
+        found.append(metadata[key])
+    if "." in key:
+        current: Any = metadata
+        for part in key.split("."):
+            if not isinstance(current, dict) or part not in current:
+                break
+            current = current[part]
+        else:
+            found.append(current)
+    return found or [None]
 
 
 def _chunks(items: Sequence[_T], size: int = CHUNK) -> Iterator[Sequence[_T]]:
@@ -175,9 +209,34 @@ class PeeweeSaver(BaseCheckpointSaver[str]):
         """Close every connection this saver opened (later calls reconnect)."""
         self._engine.close()
 
+    async def __aenter__(self) -> PeeweeSaver:
+        return self
+
+    async def __aexit__(self, *exc: object) -> None:
+        await asyncio.to_thread(self.close)
+
+    @classmethod
+    def from_conn_string(
+        cls,
+        conn_string: str,
+        *,
+        serde: SerializerProtocol | None = None,
+        migration_lock_timeout: float = LOCK_TIMEOUT,
+    ) -> PeeweeSaver:
+        """A saver on ``conn_string`` (a ``db_url``), used as LangGraph's own savers are.
+
+        ``with PeeweeSaver.from_conn_string(url) as saver:`` or ``async with ...``: leaving
+        the block closes every connection the saver opened.
+        """
+        return cls(conn_string, serde=serde, migration_lock_timeout=migration_lock_timeout)
+
     def setup(self) -> None:
         """Apply pending migrations now; optional, the first call does it anyway."""
         self._engine.migrate()
+
+    async def asetup(self) -> None:
+        """Async :meth:`setup`."""
+        await asyncio.to_thread(self.setup)
 
     def _run(self, action: str, fn: Callable[[], _T]) -> _T:
         # Every statement the saver runs is idempotent (upserts, deletes, copies that keep
@@ -228,6 +287,7 @@ class PeeweeSaver(BaseCheckpointSaver[str]):
             raise InvalidCheckpointError("put needs config['configurable']['thread_id']")
         thread_id = _check_key("thread_id", str(conf["thread_id"]), _MAX_THREAD_ID)
         ns = _check_key("checkpoint_ns", conf.get("checkpoint_ns", ""), _MAX_NS)
+        ns_key = _ns_key(ns)
         checkpoint_id = _check_key("checkpoint id", checkpoint["id"], _MAX_CHECKPOINT_ID)
         parent_id = conf.get("checkpoint_id")
         if parent_id is not None:
@@ -247,7 +307,7 @@ class PeeweeSaver(BaseCheckpointSaver[str]):
             version_key = _check_key("channel version", str(version), _MAX_CHECKPOINT_ID)
             if channel in values and channel not in inline:
                 type_, data = self._dump(values[channel])
-                blob_params += (thread_id, ns, channel, version_key, type_, data)
+                blob_params += (thread_id, ns_key, channel, version_key, type_, data)
         md = get_serializable_checkpoint_metadata(config, metadata)
         run_id = md.get("run_id")
         run_key = str(run_id) if run_id is not None else None
@@ -257,8 +317,8 @@ class PeeweeSaver(BaseCheckpointSaver[str]):
         md_type, md_data = self._dump(md)
         refs = orjson.dumps(dict(_blob_pairs(stored))).decode()
         params = (
-            thread_id, ns, checkpoint_id, parent_id, run_key,
-            ck_type, ck_data, md_type, md_data, refs,
+            thread_id, ns_key, checkpoint_id, parent_id, run_key,
+            ck_type, ck_data, md_type, md_data, refs, ns if ns_key != ns else None,
         )
 
         chunks = list(_chunks(blob_params, CHUNK * 6))
@@ -299,7 +359,7 @@ class PeeweeSaver(BaseCheckpointSaver[str]):
         """
         conf = config["configurable"]
         thread_id = _check_key("thread_id", str(conf["thread_id"]), _MAX_THREAD_ID)
-        ns = _check_key("checkpoint_ns", conf.get("checkpoint_ns", ""), _MAX_NS)
+        ns = _ns_key(_check_key("checkpoint_ns", conf.get("checkpoint_ns", ""), _MAX_NS))
         checkpoint_id = _check_key("checkpoint_id", conf["checkpoint_id"], _MAX_CHECKPOINT_ID)
         task_id = _check_key("task_id", task_id, _MAX_TASK_ID)
         task_path = _check_key("task_path", task_path, 1 << 16)
@@ -334,10 +394,11 @@ class PeeweeSaver(BaseCheckpointSaver[str]):
         if checkpoint_id is not None and not _is_key(checkpoint_id, _MAX_CHECKPOINT_ID):
             return None
 
+        ns_key = _ns_key(ns)
         get_one = self._sql.get_one.get(checkpoint_id is None)
         if get_one is not None:
-            key = (thread_id, ns, thread_id, ns) if checkpoint_id is None else (
-                thread_id, ns, checkpoint_id
+            key = (thread_id, ns_key, thread_id, ns_key) if checkpoint_id is None else (
+                thread_id, ns_key, checkpoint_id
             )
             return self._run(
                 "read a LangGraph checkpoint",
@@ -346,10 +407,10 @@ class PeeweeSaver(BaseCheckpointSaver[str]):
 
         def run() -> _Tuples:
             if checkpoint_id is None:
-                row = self._execute(self._sql.get_latest, (thread_id, ns)).fetchone()
+                row = self._execute(self._sql.get_latest, (thread_id, ns_key)).fetchone()
             else:
                 row = self._execute(
-                    self._sql.get_checkpoint, (thread_id, ns, checkpoint_id)
+                    self._sql.get_checkpoint, (thread_id, ns_key, checkpoint_id)
                 ).fetchone()
             return self._assemble([row]) if row is not None else []
 
@@ -410,7 +471,7 @@ class PeeweeSaver(BaseCheckpointSaver[str]):
                 value = str(value) if key == "thread_id" else value
                 if not _is_key(value, max_length):
                     return []
-                params.append(value)
+                params.append(_ns_key(value) if key == "checkpoint_ns" else value)
             shape.append(present)
         before_id = (before or {}).get("configurable", {}).get("checkpoint_id")
         if before_id is not None:
@@ -432,7 +493,10 @@ class PeeweeSaver(BaseCheckpointSaver[str]):
             else:
                 for row in cursor:
                     md = self._load(row[6], row[7])
-                    if all(_contains(md.get(k), v) for k, v in filter.items()):
+                    if all(
+                        any(_contains(found, v) for found in _metadata_values(md, k))
+                        for k, v in filter.items()
+                    ):
                         rows.append(row)
                         if limit is not None and len(rows) >= limit:
                             break
@@ -504,7 +568,9 @@ class PeeweeSaver(BaseCheckpointSaver[str]):
         channel_blobs: dict[str, tuple[str, Any]],
         pending: _WriteRows,
     ) -> CheckpointTuple:
-        thread_id, ns, checkpoint_id, parent_id = row[0], row[1], row[2], row[3]
+        thread_id, checkpoint_id, parent_id = row[0], row[2], row[3]
+        # The whole namespace, where the key column holds its hashed form (migration 008).
+        ns = row[8] if len(row) > 8 and row[8] is not None else row[1]
         values = checkpoint.get("channel_values") or {}
         for channel, (type_, data) in channel_blobs.items():
             if type_ != "empty":
