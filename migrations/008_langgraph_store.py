@@ -14,8 +14,8 @@ package.
    rewritten to the key form here.
 2. ``peewee_checkpoints_lg_store``: the items of ``peewee_checkpoints.langgraph.PeeweeStore``
    (LangGraph's ``BaseStore``). ``prefix`` is the namespace's labels joined with ``.``
-   (LangGraph forbids ``.`` in a label), ``item_key`` the key, ``value`` the item as JSON text, times in epoch
-   microseconds; ``expires_at`` (NULL: never) and ``ttl_minutes`` serve TTL.
+   (LangGraph forbids ``.`` in a label), ``item_key`` the key, ``value`` the item as JSON
+   text, times in epoch microseconds; ``expires_at`` (NULL: never) and ``ttl_minutes`` serve TTL.
 """
 
 from __future__ import annotations
@@ -126,7 +126,7 @@ def _rekey_long_namespaces(db: Any) -> None:
     found: set[tuple[str, str]] = set()
     for table in _NS_TABLES:
         cursor = db.execute_sql(
-            f"SELECT DISTINCT thread_id, checkpoint_ns FROM {table} "  # noqa: S608
+            f"SELECT DISTINCT thread_id, checkpoint_ns FROM {table} "
             f"WHERE LENGTH(checkpoint_ns) > {p}",
             (_NS_RAW_MAX // 4,),  # LENGTH counts bytes on MySQL: look wide, check in Python
         )
@@ -137,12 +137,12 @@ def _rekey_long_namespaces(db: Any) -> None:
         key = _ns_key(ns)
         for table in _NS_TABLES:
             db.execute_sql(
-                f"UPDATE {table} SET checkpoint_ns = {p} "  # noqa: S608
+                f"UPDATE {table} SET checkpoint_ns = {p} "
                 f"WHERE thread_id = {p} AND checkpoint_ns = {p}",
                 (key, thread_id, ns),
             )
         db.execute_sql(
-            f"UPDATE {CHECKPOINTS} SET checkpoint_ns_full = {p} "  # noqa: S608
+            f"UPDATE {CHECKPOINTS} SET checkpoint_ns_full = {p} "
             f"WHERE thread_id = {p} AND checkpoint_ns = {p}",
             (ns, thread_id, key),
         )
@@ -153,20 +153,20 @@ def _restore_namespaces(db: Any) -> None:
     rows in namespaces that don't are deleted (003 cannot hold them)."""
     p = db.param
     cursor = db.execute_sql(
-        f"SELECT DISTINCT thread_id, checkpoint_ns, checkpoint_ns_full FROM {CHECKPOINTS} "  # noqa: S608
+        f"SELECT DISTINCT thread_id, checkpoint_ns, checkpoint_ns_full FROM {CHECKPOINTS} "
         "WHERE checkpoint_ns_full IS NOT NULL"
     )
     for thread_id, key, full in cursor.fetchall():
         for table in _NS_TABLES:
             if len(full) <= _OLD_NS_MAX:
                 db.execute_sql(
-                    f"UPDATE {table} SET checkpoint_ns = {p} "  # noqa: S608
+                    f"UPDATE {table} SET checkpoint_ns = {p} "
                     f"WHERE thread_id = {p} AND checkpoint_ns = {p}",
                     (full, thread_id, key),
                 )
             else:
                 db.execute_sql(
-                    f"DELETE FROM {table} WHERE thread_id = {p} AND checkpoint_ns = {p}",  # noqa: S608
+                    f"DELETE FROM {table} WHERE thread_id = {p} AND checkpoint_ns = {p}",
                     (thread_id, key),
                 )
 

@@ -18,12 +18,13 @@ from typing import Annotated, Any, TypedDict
 import pytest
 
 if not os.environ.get("PEEWEE_CHECKPOINTS_REQUIRE_LANGGRAPH"):
-    pytest.importorskip("langgraph.checkpoint.conformance", reason="pip install -e '.[langgraph-test]'")
+    pytest.importorskip("langgraph.checkpoint.conformance",
+                        reason="pip install -e '.[langgraph-test]'")
 
 from langgraph.checkpoint.conformance.test_utils import generate_checkpoint
 
 from peewee_checkpoints.langgraph import PeeweeSaver
-from peewee_checkpoints.langgraph._sql import BLOBS, CHECKPOINTS, WRITES
+from peewee_checkpoints.langgraph._sql import BLOBS, CHECKPOINTS
 
 
 @pytest.fixture
@@ -42,7 +43,7 @@ def _config(thread_id: str, ns: str = "", checkpoint_id: str | None = None) -> A
     return {"configurable": conf}
 
 
-def _put(saver: PeeweeSaver, thread: str, ns: str, values: dict[str, Any],
+def _put(saver: PeeweeSaver, thread: str, ns: str, values: dict[str, Any], *,
          metadata: dict[str, Any] | None = None, parent: str | None = None) -> str:
     versions = {channel: saver.get_next_version(None, None) for channel in values}
     checkpoint = generate_checkpoint(channel_values=values, channel_versions=versions)
@@ -167,9 +168,9 @@ def test_a_graph_nested_eight_levels_deep_interrupts_and_resumes(saver: PeeweeSa
 
 def test_list_filters_on_dotted_metadata_paths_like_sqlite_saver(saver: PeeweeSaver) -> None:
     thread = str(uuid.uuid4())
-    admin = _put(saver, thread, "", {"n": 1}, {"user": {"access-level": "admin", "id": 7}})
-    _put(saver, thread, "", {"n": 2}, {"user": {"access-level": "guest", "id": 8}})
-    literal = _put(saver, thread, "", {"n": 3}, {"user.access-level": "admin"})
+    admin = _put(saver, thread, "", {"n": 1}, metadata={"user": {"access-level": "admin", "id": 7}})
+    _put(saver, thread, "", {"n": 2}, metadata={"user": {"access-level": "guest", "id": 8}})
+    literal = _put(saver, thread, "", {"n": 3}, metadata={"user.access-level": "admin"})
 
     def ids(filter_: dict[str, Any]) -> set[str]:
         return {t.checkpoint["id"] for t in saver.list(_config(thread), filter=filter_)}

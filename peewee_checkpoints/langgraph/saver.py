@@ -471,7 +471,7 @@ class PeeweeSaver(BaseCheckpointSaver[str]):
                 value = str(value) if key == "thread_id" else value
                 if not _is_key(value, max_length):
                     return []
-                params.append(_ns_key(value) if key == "checkpoint_ns" else value)
+                params.append(_ns_key(str(value)) if key == "checkpoint_ns" else value)
             shape.append(present)
         before_id = (before or {}).get("configurable", {}).get("checkpoint_id")
         if before_id is not None:
