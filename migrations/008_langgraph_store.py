@@ -15,7 +15,8 @@ package.
 2. ``peewee_checkpoints_lg_store``: the items of ``peewee_checkpoints.langgraph.PeeweeStore``
    (LangGraph's ``BaseStore``). ``prefix`` is the namespace's labels joined with ``.``
    (LangGraph forbids ``.`` in a label), ``item_key`` the key, ``value`` the item as JSON
-   text, times in epoch microseconds; ``expires_at`` (NULL: never) and ``ttl_minutes`` serve TTL.
+   (JSONB on PostgreSQL, so filters need no parsing), times in epoch microseconds;
+   ``expires_at`` (NULL: never) and ``ttl_minutes`` serve TTL.
 """
 
 from __future__ import annotations
@@ -54,7 +55,7 @@ _POSTGRES = [
     f"""CREATE TABLE {STORE} (
         prefix VARCHAR(512) COLLATE "C" NOT NULL,
         item_key VARCHAR(255) COLLATE "C" NOT NULL,
-        value TEXT NOT NULL,
+        value JSONB NOT NULL,
         created_at BIGINT NOT NULL,
         updated_at BIGINT NOT NULL,
         expires_at BIGINT,

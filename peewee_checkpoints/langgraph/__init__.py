@@ -1,4 +1,5 @@
-"""LangGraph checkpointer on this package's storage: ``PeeweeSaver(db_url)``.
+"""LangGraph on this package's storage: the checkpointer ``PeeweeSaver(db_url)`` and the
+long-term memory store ``PeeweeStore(db_url)``.
 
 Needs the extra: ``pip install 'peewee-checkpoints[langgraph]'``. The rest of the package
 never imports this module, so it works without LangGraph installed.
@@ -8,6 +9,7 @@ from __future__ import annotations
 
 try:
     from .saver import PeeweeSaver
+    from .store import PeeweeStore
 except ImportError as exc:  # pragma: no cover - depends on the environment
     if exc.name and exc.name.split(".")[0] in ("langgraph", "langchain_core"):
         raise ImportError(
@@ -16,4 +18,4 @@ except ImportError as exc:  # pragma: no cover - depends on the environment
         ) from exc
     raise
 
-__all__ = ["PeeweeSaver"]
+__all__ = ["PeeweeSaver", "PeeweeStore"]
