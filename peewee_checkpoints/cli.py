@@ -846,3 +846,6 @@ cli.add_command(adk)
 from ._cli_sessions import sessions  # noqa: E402 - the group needs pass_session, defined above
 
 cli.add_command(sessions)
+from ._cli_threads import threads  # noqa: E402 - the LangGraph `threads` group, kept apart
+
+cli.add_command(threads)
