@@ -184,6 +184,22 @@ def test_filters_match_the_reference_semantics(store: PeeweeStore) -> None:
         assert paged == got, filter_
 
 
+def test_dotted_hyphenated_and_digit_filter_keys(store: PeeweeStore) -> None:
+    store.put(("docs",), "hyphen", {"access-level": "public", "user": {"access-level": "nested"}})
+    store.put(("docs",), "digit", {"123abc": "ok", "user": {"123abc": "ok2", "n": 5}})
+
+    def keys(filter_: dict[str, Any]) -> list[str]:
+        return [r.key for r in store.search(("docs",), filter=filter_)]
+
+    assert keys({"access-level": "public"}) == ["hyphen"]
+    assert keys({"user.access-level": "nested"}) == ["hyphen"]
+    assert keys({"123abc": "ok"}) == ["digit"]
+    assert keys({"user.123abc": "ok2"}) == ["digit"]
+    assert keys({"user.n": {"$gt": 4}}) == ["digit"]
+    assert keys({"user.n": {"$ne": 5}}) == ["hyphen"]
+    assert keys({"user": {"n": 5}}) == ["digit"]  # a nested-dict operand (matched in Python)
+
+
 def test_unknown_filter_operators_are_refused(store: PeeweeStore) -> None:
     with pytest.raises(ValueError, match=r"\$regex"):
         store.search(("a",), filter={"p": {"$regex": "x"}})

@@ -56,8 +56,8 @@ _INT64 = 2**63
 #: What PeeweeStore says when asked for semantic search.
 SEMANTIC_SEARCH_UNSUPPORTED = (
     "PeeweeStore does not do semantic (vector) search: it stores and finds items by namespace, "
-    "key and filter ($eq, $ne, $gt, $gte, $lt, $lte on top-level value fields, evaluated in "
-    "SQL), with paging, list_namespaces and TTL, on SQLite, PostgreSQL and MySQL/MariaDB. "
+    "key and filter ($eq, $ne, $gt, $gte, $lt, $lte on value fields, evaluated in SQL), with "
+    "paging, list_namespaces and TTL, on SQLite, PostgreSQL and MySQL/MariaDB. "
     "No embedding index serves all three backends, so index= and query= are refused rather "
     "than silently ignored; pass ignore_semantic=True to ignore them as LangGraph's stores "
     "without an index config do, or use langgraph's PostgresStore (pgvector) for vectors"
@@ -186,8 +186,7 @@ def _compare(actual: Any, op: str, operand: Any, present: bool) -> bool:
 
 def _python_match(value: dict[str, Any], filter_: dict[str, Any]) -> bool:
     for key, expected in filter_.items():
-        present = key in value
-        actual = value.get(key)
+        present, actual = _lookup(value, key)
         if isinstance(expected, dict) and any(k.startswith("$") for k in expected):
             if not all(_compare(actual, op, v, present) for op, v in expected.items()):
                 return False
@@ -202,7 +201,8 @@ def _conditions(filter_: dict[str, Any] | None) -> list[tuple[str, str, Any]] | 
         return []
     found = []
     for key, expected in filter_.items():
-        if not isinstance(key, str) or '"' in key or "\\" in key or text_problem(key, 255):
+        if (not isinstance(key, str) or '"' in key or "\\" in key or text_problem(key, 255)
+                or "" in key.split(".")):
             return None
         if isinstance(expected, dict) and any(str(k).startswith("$") for k in expected):
             for op, operand in expected.items():
@@ -221,6 +221,21 @@ def _conditions(filter_: dict[str, Any] | None) -> list[tuple[str, str, Any]] | 
         else:
             return None
     return found
+
+
+def _json_path(key: str) -> str:
+    """SQLite/MySQL JSON path of a filter key: ``a.b`` is field ``b`` inside field ``a``."""
+    return "$" + "".join(f'."{part}"' for part in key.split("."))
+
+
+def _lookup(value: dict[str, Any], key: str) -> tuple[bool, Any]:
+    """(present, value) of a filter key, following dots into nested objects."""
+    current: Any = value
+    for part in key.split("."):
+        if not isinstance(current, dict) or part not in current:
+            return False, None
+        current = current[part]
+    return True, current
 
 
 class _Dialect:
@@ -270,7 +285,7 @@ class _Dialect:
 
     def _sqlite(self, key: str, op: str, v: Any) -> tuple[str, list[Any]]:
         p = self.p
-        path = f'$."{key}"'
+        path = _json_path(key)
         kind = f"json_type(value, {p})"
         if op == "$eq":
             if v is None:
@@ -283,21 +298,22 @@ class _Dialect:
 
     def _postgres(self, key: str, op: str, v: Any) -> tuple[str, list[Any]]:
         p = self.p
+        path = key.split(".")  # a text[] path: value #> path
         if op == "$eq":
             if v is None:
-                return f"COALESCE(value -> {p}, 'null'::jsonb) = 'null'::jsonb", [key]
+                return f"COALESCE(value #> {p}, 'null'::jsonb) = 'null'::jsonb", [path]
             # JSONB equality is typed: "1" is not 1, true is not 1, 1 is 1.0.
-            return f"(value -> {p}) = CAST({p} AS JSONB)", [key, json.dumps(v)]
+            return f"(value #> {p}) = CAST({p} AS JSONB)", [path, json.dumps(v)]
         sign = _COMPARISONS[op]
         if _is_number(v):
-            return (f"(jsonb_typeof(value -> {p}) = 'number' AND (value -> {p}) {sign} "
-                    f"CAST({p} AS JSONB))", [key, key, json.dumps(v)])
-        return (f"(jsonb_typeof(value -> {p}) = 'string' AND (value ->> {p}) COLLATE \"C\" "
-                f"{sign} {p})", [key, key, v])
+            return (f"(jsonb_typeof(value #> {p}) = 'number' AND (value #> {p}) {sign} "
+                    f"CAST({p} AS JSONB))", [path, path, json.dumps(v)])
+        return (f"(jsonb_typeof(value #> {p}) = 'string' AND (value #>> {p}) COLLATE \"C\" "
+                f"{sign} {p})", [path, path, v])
 
     def _mysql(self, key: str, op: str, v: Any) -> tuple[str, list[Any]]:
         p = self.p
-        path = f'$."{key}"'
+        path = _json_path(key)
         kind = f"JSON_TYPE(JSON_EXTRACT(value, {p}))"
         text = f"JSON_UNQUOTE(JSON_EXTRACT(value, {p}))"
         if op == "$eq":
@@ -335,9 +351,10 @@ class PeeweeStore(BaseStore):
     - ``get`` / ``put`` / ``delete`` / ``search`` / ``list_namespaces`` and their async
       variants, through ``batch`` / ``abatch`` (a batch runs in one transaction when it writes).
     - ``search(prefix, filter=..., limit, offset)``: a namespace prefix matches whole labels
-      (``("a",)`` finds ``("a", "b")``, never ``("ab",)``); ``filter`` keys are top-level
-      value fields, and ``$eq`` ``$ne`` ``$gt`` ``$gte`` ``$lt`` ``$lte`` (and plain values)
-      on str, number, bool and None run in SQL; nested-dict or list operands are matched in
+      (``("a",)`` finds ``("a", "b")``, never ``("ab",)``); ``filter`` keys are value
+      fields (a dotted key, ``"user.access-level"``, reaches into nested objects, as in
+      LangGraph's SqliteStore), and ``$eq`` ``$ne`` ``$gt`` ``$gte`` ``$lt`` ``$lte`` (and plain
+      values) on str, number, bool and None run in SQL; nested-dict or list operands are matched in
       Python over the namespace's rows. Results come in creation order (then namespace and
       key), which an update never changes and an insert only extends at the end, so offset
       paging does not skip or repeat items while others write.
