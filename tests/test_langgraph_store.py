@@ -219,13 +219,15 @@ def test_search_pages_are_stable_while_others_write(store: PeeweeStore) -> None:
         offset += len(page)
         if offset >= 30:
             continue
-        # Meanwhile: updates of items on both sides of the cursor and new items.
+        # Meanwhile: updates of items on both sides of the cursor, and a new item after it.
         store.put(ns, seen[0], {"i": -1})
         store.put(ns, f"k{(offset + 5) % 30:02d}", {"i": -2})
         store.put(ns, f"new{offset}", {"i": offset})
     originals = [k for k in seen if k.startswith("k")]
     assert originals == [f"k{i:02d}" for i in range(30)]  # each once, in order
     assert len(seen) == len(set(seen))
+    assert [k for k in seen if k.startswith("new")] == sorted(
+        f"new{n}" for n in range(4, 31, 4))  # inserted after the cursor: seen once each
 
 
 # -- list_namespaces agrees with LangGraph's InMemoryStore ----------------------------------------

@@ -270,11 +270,15 @@ class _Dialect:
         self.live = f"(expires_at IS NULL OR expires_at > {p})"
 
     def namespace(self, prefix: str) -> tuple[str, list[Any]]:
-        """Rows in ``prefix`` or below it: equal, or in the range of ``prefix.`` (index-backed
-        under the binary collations of every backend; '/' follows '.')."""
+        """Rows in ``prefix`` or below it (``prefix`` itself, or ``prefix.``...).
+
+        One range on the primary key, ``[prefix, prefix + "/")`` under the binary collation
+        of every backend ('/' follows '.'), so rows come in key order and a LIMIT stops
+        early; the rest of the condition drops the few names in that range that only start
+        with ``prefix`` (``prefix-x``)."""
         p = self.p
-        return (f"(prefix = {p} OR (prefix >= {p} AND prefix < {p}))",
-                [prefix, prefix + ".", prefix + "/"])
+        return (f"prefix >= {p} AND prefix < {p} AND (prefix = {p} OR prefix >= {p})",
+                [prefix, prefix + "/", prefix, prefix + "."])
 
     def condition(self, key: str, op: str, operand: Any) -> tuple[str, list[Any]]:
         if op == "$ne":
@@ -355,9 +359,11 @@ class PeeweeStore(BaseStore):
       fields (a dotted key, ``"user.access-level"``, reaches into nested objects, as in
       LangGraph's SqliteStore), and ``$eq`` ``$ne`` ``$gt`` ``$gte`` ``$lt`` ``$lte`` (and plain
       values) on str, number, bool and None run in SQL; nested-dict or list operands are matched in
-      Python over the namespace's rows. Results come in creation order (then namespace and
-      key), which an update never changes and an insert only extends at the end, so offset
-      paging does not skip or repeat items while others write.
+      Python over the namespace's rows. Results come in (namespace, key) order, the primary
+      key's: a search reads the index in order and stops at ``limit`` matches, and an item's
+      place never changes when it is updated, so paging with ``offset`` while others update
+      items neither skips nor repeats one (an item inserted or deleted before the offset
+      shifts the later pages by one, as with any offset paging).
     - TTL in minutes: ``put(..., ttl=)`` or ``ttl={"default_ttl": ...}``; reads refresh it
       (``refresh_on_read``, default True, or ``refresh_ttl=`` per call); an expired item is
       not returned, even before :meth:`sweep_ttl` deletes it (``omit_expired``, default True
@@ -558,7 +564,7 @@ class PeeweeStore(BaseStore):
         sql = f"SELECT {self._sql.columns} FROM {STORE}"
         if where:
             sql += " WHERE " + " AND ".join(where)
-        sql += " ORDER BY created_at, prefix, item_key"
+        sql += " ORDER BY prefix, item_key"
         if conditions is not None:
             sql += f" LIMIT {self._sql.p} OFFSET {self._sql.p}"
             rows = self._execute(sql, [*params, op.limit, op.offset]).fetchall()
