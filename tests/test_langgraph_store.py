@@ -71,6 +71,12 @@ def test_batch_keeps_order_and_reads_its_own_writes(store: PeeweeStore) -> None:
     assert results[5] == [("b",)]
     assert results[7] is None
 
+    # Consecutive puts go out as multi-row upserts: the last put of a key wins.
+    many = [PutOp(("m",), f"k{i % 300}", {"v": i}) for i in range(600)]
+    assert store.batch(many) == [None] * 600
+    assert store.get(("m",), "k7").value == {"v": 307}  # type: ignore[union-attr]
+    assert len(store.search(("m",), limit=1000)) == 300
+
     async def main() -> list[Any]:
         return await store.abatch([PutOp(("c",), "x", {"v": 3}), GetOp(("c",), "x")])
 

@@ -10,6 +10,7 @@ from __future__ import annotations
 import asyncio
 import concurrent.futures
 import datetime as dt
+import functools
 import json
 import logging
 import math
@@ -51,6 +52,10 @@ MAX_KEY = 255
 _FILTER_OPS = ("$eq", "$ne", "$gt", "$gte", "$lt", "$lte")
 _COMPARISONS = {"$gt": ">", "$gte": ">=", "$lt": "<", "$lte": "<="}
 _US_PER_MINUTE = 60_000_000
+#: Items in one multi-row upsert (7 parameters each: under SQLite's 999).
+_PUT_CHUNK = 140
+#: A put, ready to run: (prefix, key, JSON value, ttl in minutes).
+_PutRow = tuple[str, str, str, "float | None"]
 _INT64 = 2**63
 
 #: What PeeweeStore says when asked for semantic search.
@@ -248,26 +253,35 @@ class _Dialect:
         cols = f"prefix, item_key, {self.value_column}, created_at, updated_at, ttl_minutes"
         self.columns = cols
         self.get = (f"SELECT {cols} FROM {STORE} WHERE prefix = {p} AND item_key = {p}")
+        # An update keeps created_at, unless the row had expired (and was not swept yet):
+        # then it is a new item. MySQL assigns left to right, so created_at goes first.
         if backend == "mysql":
-            upsert = (" ON DUPLICATE KEY UPDATE value = VALUES(value), "
-                      "updated_at = VALUES(updated_at), expires_at = VALUES(expires_at), "
-                      "ttl_minutes = VALUES(ttl_minutes)")
+            self._upsert = (
+                " ON DUPLICATE KEY UPDATE created_at = IF(expires_at IS NOT NULL AND "
+                "expires_at <= VALUES(updated_at), VALUES(created_at), created_at), "
+                "value = VALUES(value), updated_at = VALUES(updated_at), "
+                "expires_at = VALUES(expires_at), ttl_minutes = VALUES(ttl_minutes)")
         else:
-            upsert = (" ON CONFLICT (prefix, item_key) DO UPDATE SET value = excluded.value, "
-                      "updated_at = excluded.updated_at, expires_at = excluded.expires_at, "
-                      "ttl_minutes = excluded.ttl_minutes")
+            self._upsert = (
+                f" ON CONFLICT (prefix, item_key) DO UPDATE SET created_at = CASE WHEN "
+                f"{STORE}.expires_at IS NOT NULL AND {STORE}.expires_at <= excluded.updated_at "
+                f"THEN excluded.created_at ELSE {STORE}.created_at END, "
+                "value = excluded.value, updated_at = excluded.updated_at, "
+                "expires_at = excluded.expires_at, ttl_minutes = excluded.ttl_minutes")
         value = f"CAST({p} AS JSONB)" if backend == "postgres" else p
-        self.put = (
-            f"INSERT INTO {STORE} (prefix, item_key, value, created_at, updated_at, expires_at, "
-            f"ttl_minutes) VALUES ({p}, {p}, {value}, {p}, {p}, {p}, {p}){upsert}"
-        )
+        self._put_row = f"({p}, {p}, {value}, {p}, {p}, {p}, {p})"
         self.delete = f"DELETE FROM {STORE} WHERE prefix = {p} AND item_key = {p}"
         self.refresh = (f"UPDATE {STORE} SET expires_at = {p} WHERE prefix = {p} "
                         f"AND item_key = {p} AND ttl_minutes IS NOT NULL")
-        self.delete_expired = (f"{self.delete} AND expires_at IS NOT NULL "
-                               f"AND expires_at <= {p}")
         self.sweep = f"DELETE FROM {STORE} WHERE expires_at IS NOT NULL AND expires_at <= {p}"
         self.live = f"(expires_at IS NULL OR expires_at > {p})"
+
+    @functools.lru_cache(maxsize=16)  # noqa: B019 - a few shapes per dialect, kept for its life
+    def put(self, rows: int) -> str:
+        """Upsert ``rows`` items (7 parameters each)."""
+        return (f"INSERT INTO {STORE} (prefix, item_key, value, created_at, updated_at, "
+                f"expires_at, ttl_minutes) VALUES "
+                + ", ".join([self._put_row] * rows) + self._upsert)
 
     def namespace(self, prefix: str) -> tuple[str, list[Any]]:
         """Rows in ``prefix`` or below it (``prefix`` itself, or ``prefix.``...).
@@ -456,9 +470,23 @@ class PeeweeStore(BaseStore):
 
         def run() -> list[Result]:
             now = _now_us()
+            results: list[Result] = [None] * len(plans)
             scope: Any = self._engine.transaction(write=True) if writes else nullcontext()
             with scope:
-                return [plan(now) for plan in plans]
+                i = 0
+                while i < len(plans):
+                    plan = plans[i]
+                    if isinstance(plan, tuple):
+                        # Consecutive puts become multi-row upserts.
+                        j = i
+                        while j < len(plans) and isinstance(plans[j], tuple):
+                            j += 1
+                        self._put_many(plans[i:j], now)  # type: ignore[arg-type]
+                        i = j
+                    else:
+                        results[i] = plan(now)
+                        i += 1
+            return results
 
         return self._engine.run("run a LangGraph store batch", run)
 
@@ -466,7 +494,7 @@ class PeeweeStore(BaseStore):
         """Async :meth:`batch` (in a worker thread)."""
         return await asyncio.to_thread(self.batch, list(ops))
 
-    def _plan(self, op: Op) -> Callable[[int], Result]:
+    def _plan(self, op: Op) -> Callable[[int], Result] | _PutRow:
         if isinstance(op, GetOp):
             prefix = _check_labels(op.namespace, allow_empty=False)
             key = _check_key(op.key)
@@ -486,7 +514,7 @@ class PeeweeStore(BaseStore):
             if ttl is not None and (not _is_number(ttl) or not math.isfinite(ttl) or ttl <= 0):
                 raise InvalidCheckpointError(
                     f"ttl must be a positive number of minutes, not {ttl!r}")
-            return lambda now: self._put(prefix, key, value, ttl, now)
+            return (prefix, key, value, ttl)
         if isinstance(op, SearchOp):
             prefix = _check_labels(op.namespace_prefix, allow_empty=True)
             if op.query is not None and not self.ignore_semantic:
@@ -536,12 +564,18 @@ class PeeweeStore(BaseStore):
         item: Item = self._item(row)
         return item
 
-    def _put(self, prefix: str, key: str, value: str, ttl: float | None, now: int) -> None:
-        expires = None if ttl is None else now + int(ttl * _US_PER_MINUTE)
-        if self._omit_expired():
-            # An expired row the sweeper has not deleted yet is replaced as a new item.
-            self._execute(self._sql.delete_expired, (prefix, key, now))
-        self._execute(self._sql.put, (prefix, key, value, now, now, expires, ttl))
+    def _put_many(self, rows: Sequence[_PutRow], now: int) -> None:
+        latest: dict[tuple[str, str], _PutRow] = {}
+        for row in rows:  # one statement can't touch a row twice: the last put of a key wins
+            latest[row[0], row[1]] = row
+        unique = list(latest.values())
+        for start in range(0, len(unique), _PUT_CHUNK):
+            chunk = unique[start : start + _PUT_CHUNK]
+            params: list[Any] = []
+            for prefix, key, value, ttl in chunk:
+                expires = None if ttl is None else now + int(ttl * _US_PER_MINUTE)
+                params += (prefix, key, value, now, now, expires, ttl)
+            self._execute(self._sql.put(len(chunk)), params)
 
     def _delete(self, prefix: str, key: str) -> None:
         self._execute(self._sql.delete, (prefix, key))
