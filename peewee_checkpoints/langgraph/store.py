@@ -312,7 +312,8 @@ class _Dialect:
                 return f"{kind} = '{'true' if v else 'false'}'", [path]
         types = "('integer', 'real')" if _is_number(v) else "('text')"
         sign = _COMPARISONS.get(op, "=")
-        return (f"({kind} IN {types} AND json_extract(value, {p}) {sign} {p})", [path, path, v])
+        # The value test first: AND stops there for most rows, which then parse once.
+        return (f"(json_extract(value, {p}) {sign} {p} AND {kind} IN {types})", [path, v, path])
 
     def _postgres(self, key: str, op: str, v: Any) -> tuple[str, list[Any]]:
         p = self.p
@@ -500,10 +501,9 @@ class PeeweeStore(BaseStore):
             key = _check_key(op.key)
             return lambda now: self._get(prefix, key, op.refresh_ttl, now)
         if isinstance(op, PutOp):
+            # BaseStore.put refuses a "langgraph" root label; ops given to batch() may use it
+            # (LangGraph's own stores agree).
             prefix = _check_labels(op.namespace, allow_empty=False)
-            if op.namespace[0] == "langgraph":
-                raise InvalidNamespaceError(
-                    f'Root label for namespace cannot be "langgraph". Got: {op.namespace}')
             key = _check_key(op.key)
             if op.index not in (None, False) and not self.ignore_semantic:
                 raise NotImplementedError(SEMANTIC_SEARCH_UNSUPPORTED)
