@@ -24,14 +24,15 @@ import sys
 import uuid
 from collections.abc import Iterator, Sequence
 from dataclasses import dataclass, field
-from typing import IO, Any, Protocol
+from typing import IO, TYPE_CHECKING, Any, Protocol
 
 import click
 import orjson
 
-from ._engine import Engine
-from .config import resolve_provider_config
 from .errors import ConfigError, InvalidCheckpointError
+
+if TYPE_CHECKING:  # the engine (and Peewee, and the drivers) load when a command runs
+    from ._engine import Engine
 
 __all__ = ["KINDS", "KindCounts", "copy_langgraph", "langgraph_status", "threads"]
 
@@ -204,10 +205,16 @@ class _Tables:
 # -- what other commands call ------------------------------------------------------------------
 
 
+def _engine(db_url: str) -> Engine:
+    from ._engine import Engine
+
+    return Engine(db_url)
+
+
 def langgraph_status(db_url: str) -> dict[str, int]:
     """Counts of LangGraph data in ``db_url``: threads, checkpoints, blobs, writes, store
     items (migrating the database first, as every command does)."""
-    engine = Engine(db_url)
+    engine = _engine(db_url)
     try:
         tables = _Tables(engine)
         return {
@@ -247,7 +254,7 @@ def copy_langgraph(source_url: str, target_url: str, counts: KindCounts | None =
     """
     counts = counts if counts is not None else KindCounts()
     monitor = monitor or _Quiet()
-    source_engine, target_engine = Engine(source_url), Engine(target_url)
+    source_engine, target_engine = _engine(source_url), _engine(target_url)
     try:
         source, target = _Tables(source_engine), _Tables(target_engine)
         for thread_id in (threads if threads is not None else _all_threads(source)):
@@ -299,6 +306,8 @@ def _db_url() -> str:
     if db_url is None and config is None and name is None and os.environ.get(_ENV_DB_URL):
         db_url = os.environ[_ENV_DB_URL]
     if db_url is None:
+        from .config import resolve_provider_config
+
         chosen = resolve_provider_config(config, name=name)
         url = chosen.options.get("db_url")
         if chosen.type != "peewee" or not isinstance(url, str):
@@ -329,7 +338,7 @@ def _json_option(f: Any) -> Any:
 
 @contextlib.contextmanager
 def _tables() -> Iterator[_Tables]:
-    engine = Engine(_db_url())
+    engine = _engine(_db_url())
     try:
         yield _Tables(engine)
     finally:
