@@ -208,6 +208,9 @@ def test_dotted_hyphenated_and_digit_filter_keys(store: PeeweeStore) -> None:
 
 
 def test_unknown_filter_operators_are_refused(store: PeeweeStore) -> None:
+    store.put(("a",), "k", {"p": "x"})
+    assert store.search(("a",), filter={"p": "x\x00' OR '1'='1"}) == []  # matched in Python
+    assert len(store.search(("a",), filter={"p": {"$ne": "x\x00"}})) == 1
     with pytest.raises(ValueError, match=r"\$regex"):
         store.search(("a",), filter={"p": {"$regex": "x"}})
 

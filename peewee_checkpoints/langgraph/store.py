@@ -146,7 +146,9 @@ def _is_number(value: object) -> bool:
 
 def _sql_scalar(value: object) -> bool:
     """A filter operand SQL compares exactly on every backend."""
-    if value is None or isinstance(value, bool | str):
+    if isinstance(value, str):
+        return "\x00" not in value  # PostgreSQL can't be sent NUL; stored values never hold one
+    if value is None or isinstance(value, bool):
         return True
     if isinstance(value, int):
         return -_INT64 <= value < _INT64
