@@ -21,6 +21,7 @@ from langgraph.store.memory import InMemoryStore
 from peewee_checkpoints import InvalidCheckpointError
 from peewee_checkpoints.langgraph import PeeweeStore
 from peewee_checkpoints.langgraph.store import STORE
+from tests.test_langgraph_saver_extras import open_connections
 
 
 @pytest.fixture
@@ -375,7 +376,7 @@ def test_async_api_and_context_managers_close_connections(db_url: str) -> None:
             assert await store.aget(("a",), "k") is None
             assert await store.asweep_ttl() == 0
             database = store._engine.database
-        assert not database._in_use and not database._connections
+        assert open_connections(database) == 0
 
     asyncio.run(main())
 

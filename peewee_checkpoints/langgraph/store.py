@@ -122,7 +122,7 @@ def _encode_value(value: object) -> str:
         raise InvalidCheckpointError(
             f"a store value must be a dict (a JSON object), not {type(value).__name__}"
         )
-    data = encode_state(value)  # exact JSON, or InvalidCheckpointError
+    _, data = encode_state(value)  # exact JSON, or InvalidCheckpointError
     if b"\\u0000" in data:
         # PostgreSQL's JSONB cannot hold NUL; refusing it everywhere keeps backends identical.
         raise InvalidCheckpointError("a store value may not contain a NUL character in a string")
