@@ -366,8 +366,13 @@ def _local(ms: int | None) -> str:
 
 
 @click.group("threads")
-def threads() -> None:
+@click.option("--json", "json_", is_flag=True, help="Print JSON (every threads command).")
+def threads(json_: bool) -> None:
     """LangGraph threads (PeeweeSaver) and store items (PeeweeStore) in the database."""
+    if json_:
+        session = _session()
+        if session is not None:
+            session.json = True
 
 
 def _thread_page(tables: _Tables, after: str | None, limit: int) -> list[dict[str, Any]]:
