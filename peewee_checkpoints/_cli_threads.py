@@ -298,8 +298,12 @@ def _session() -> Any:
     return click.get_current_context().find_root().obj
 
 
-def _db_url() -> str:
-    """The database the global options choose (as the other commands do), as a db_url."""
+def _db_url(*, create: bool = False) -> str:
+    """The database the global options choose (as the other commands do), as a db_url.
+
+    Unless ``create``, a SQLite file that does not exist is a ConfigError naming it: reading
+    commands create nothing.
+    """
     session = _session()
     db_url: str | None = getattr(session, "db_url", None)
     config, name = getattr(session, "config", None), getattr(session, "provider_name", None)
@@ -319,6 +323,12 @@ def _db_url() -> str:
     urls = getattr(session, "urls", None)
     if isinstance(urls, list):
         urls.append(db_url)  # so that an error message never shows its password
+    if not create and db_url.startswith("sqlite"):
+        from urllib.parse import urlparse
+
+        path = urlparse(db_url).path[1:] if "://" in db_url else ""
+        if path and path != ":memory:" and not os.path.exists(path):
+            raise ConfigError(f"the SQLite database {path} does not exist")
     return db_url
 
 
@@ -337,8 +347,8 @@ def _json_option(f: Any) -> Any:
 
 
 @contextlib.contextmanager
-def _tables() -> Iterator[_Tables]:
-    engine = _engine(_db_url())
+def _tables(*, create: bool = False) -> Iterator[_Tables]:
+    engine = _engine(_db_url(create=create))
     try:
         yield _Tables(engine)
     finally:
@@ -654,7 +664,7 @@ def import_threads(file: IO[bytes], json_: bool) -> None:
     """Import JSON Lines written by `threads export`; rows already present are kept."""
     counts = KindCounts()
     name = "stdin" if file.name == "<stdin>" else file.name
-    with _tables() as tables:
+    with _tables(create=True) as tables:
         batch: dict[str, list[tuple[Any, ...]]] = {k: [] for k in KINDS}
 
         def flush() -> None:

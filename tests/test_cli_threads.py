@@ -163,6 +163,10 @@ def test_threads_export_import_round_trip(
         item = store.get(("n",), "k")
         assert item is not None and item.value == {"big": 2**70, "text": "é"}
 
+    missing = f"sqlite:///{tmp_path / 'missing.db'}"
+    code, _, err = _cli(capsys, "--db-url", missing, "threads", "list")
+    assert code == 2 and "does not exist" in err and not (tmp_path / "missing.db").exists()
+
     bad = tmp_path / "bad.jsonl"
     bad.write_text('{"kind": "checkpoint", "thread_id": "x"}\n')
     code, _, err = _cli(capsys, "--db-url", target, "threads", "import", str(bad))
