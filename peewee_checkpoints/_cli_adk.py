@@ -18,13 +18,15 @@ import json
 import os
 import sys
 from collections.abc import Iterable, Iterator
-from typing import IO, Any
+from typing import IO, TYPE_CHECKING, Any
 
 import click
 import orjson
 
 from ._codec import dumps_json, loads_json
-from .adk._store import AdkStore, EventRow, SessionRow
+
+if TYPE_CHECKING:
+    from .adk._store import AdkStore, EventRow, SessionRow
 from .errors import InvalidCheckpointError
 
 __all__ = ["adk"]
@@ -65,6 +67,8 @@ def _db_url(ctx: click.Context) -> str:
 
 @contextlib.contextmanager
 def _store(ctx: click.Context, url: str | None = None) -> Iterator[AdkStore]:
+    from .adk._store import AdkStore  # Peewee and the drivers load only when a command runs
+
     store = AdkStore(url or _db_url(ctx))
     try:
         yield store
@@ -102,8 +106,18 @@ def _event_dict(row: SessionRow, event: EventRow) -> dict[str, Any]:
 
 
 @click.group("adk")
-def adk() -> None:
+@click.option("--json", "json_", is_flag=True, help="Print JSON (every adk command).")
+@click.pass_context
+def adk(ctx: click.Context, json_: bool) -> None:
     """Google ADK sessions (peewee_checkpoints.adk) in the same database."""
+    root = ctx.find_root().obj
+    if json_ and root is not None:
+        root.json = True
+
+
+def _as_json(ctx: click.Context, flag: bool) -> bool:
+    """``--json`` after the command, after ``adk``, or before every command."""
+    return flag or bool(getattr(ctx.find_root().obj, "json", False))
 
 
 @adk.command("apps")
@@ -113,7 +127,7 @@ def apps(ctx: click.Context, json_: bool) -> None:
     """List the apps that have sessions or state."""
     with _store(ctx) as store:
         names = store.app_names()
-    if json_:
+    if _as_json(ctx, json_):
         _emit(names)
     else:
         for name in names:
@@ -135,7 +149,7 @@ def list_(ctx: click.Context, app_name: str, user_id: str | None, limit: int | N
             rows.append(row)
             if limit is not None and len(rows) >= limit:
                 break
-    if json_:
+    if _as_json(ctx, json_):
         _emit([{k: v for k, v in _session_dict(r).items() if k not in ("kind", "state")}
                for r in rows])
         return
@@ -208,6 +222,8 @@ def _export(store: AdkStore, app_name: str | None, user_id: str | None) -> Itera
 
 def _import(store: AdkStore, lines: Iterable[bytes]) -> tuple[int, int]:
     """Store what export lines describe; returns (sessions written, sessions kept)."""
+    from .adk._store import EventRow, SessionRow
+
     written = kept = 0
     pending: tuple[SessionRow, list[EventRow]] | None = None
 

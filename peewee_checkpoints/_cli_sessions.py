@@ -132,8 +132,13 @@ def _pass() -> Callable[[Callable[..., Any]], Callable[..., Any]]:
 
 
 @click.group()
-def sessions() -> None:
+@click.option("--json", "json_", is_flag=True, help="Print JSON (every sessions command).")
+@click.pass_context
+def sessions(ctx: click.Context, json_: bool) -> None:
     """Agent conversation sessions (OpenAI Agents SDK): list, show, move, delete."""
+    root = ctx.find_root().obj
+    if json_ and root is not None:
+        root.json = True
 
 
 @sessions.command("list")
