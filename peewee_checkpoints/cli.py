@@ -462,6 +462,10 @@ def status(session: Session, json_: bool) -> None:
             info.update(backend=provider.backend, url=provider.url,
                         applied_migrations=applied, pending_migrations=pending,
                         checkpoints=_count(session, provider) if not pending else None)
+            if not pending:  # every table exists: count what the adapters keep there too
+                from ._cli_threads import _db_url, langgraph_status
+
+                info["langgraph"] = langgraph_status(_db_url())
         else:
             info["checkpoints"] = sum(1 for _ in transfer.iter_items(provider))
         if _wants_json(session, json_):
@@ -478,6 +482,10 @@ def status(session: Session, json_: bool) -> None:
         count = info["checkpoints"]
         rows.append(("checkpoints", str(count) if count is not None
                      else "unknown until the pending migrations are applied (run: migrate)"))
+        lg = info.get("langgraph")
+        if lg is not None:
+            rows.append(("langgraph", ", ".join(f"{v} {k.replace('_', ' ')}"
+                                                for k, v in lg.items())))
         for key, value in rows:
             click.echo(f"{key + ':':<13}{value}")
 
@@ -736,17 +744,63 @@ def copy(session: Session, target: str, json_: bool) -> None:
                 "already there); every copied checkpoint is complete: run the same copy "
                 "again to finish"
             ) from None
-    _report(session, json_, "copied", counts)
+        threads = _copy_langgraph(session, source, dest, target, progress)
+    _report(session, json_, "copied", counts, threads)
 
 
-def _report(session: Session, json_: bool, verb: str, counts: transfer.TransferCounts) -> None:
+def _copy_langgraph(session: Session, source: CheckpointProvider, dest: CheckpointProvider,
+                    target: str, progress: Progress) -> Any:
+    """Copy LangGraph's threads and store items too, when both ends are databases.
+
+    Returns the per-kind counts (``_cli_threads.KindCounts``), or None when either end is not
+    a database (a memory provider holds no LangGraph data).
+    """
+    from .peewee_provider import PeeweeCheckpointProvider
+
+    if not (isinstance(source, PeeweeCheckpointProvider)
+            and isinstance(dest, PeeweeCheckpointProvider)):
+        return None
+    from ._cli_threads import KindCounts, _db_url, copy_langgraph
+
+    counts = KindCounts()
+    try:
+        copy_langgraph(_db_url(), _target_url(session, target), counts, progress)
+    except KeyboardInterrupt:
+        raise Interrupted(counts.summary("interrupted after copying the checkpoints and")
+                          + "; each copied thread is complete: run the same copy again "
+                          "to finish") from None
+    return counts
+
+
+def _target_url(session: Session, target: str) -> str:
+    """The db_url behind ``--to`` (a URL, or a peewee provider named in the config)."""
+    if "://" in target:
+        return target
+    from .config import resolve_provider_config
+
+    chosen = resolve_provider_config(session.config, name=target, name_option="--to")
+    url = chosen.options.get("db_url")
+    if not isinstance(url, str):
+        raise ConfigError(f"provider {target!r} (from --to) has no db_url")
+    return url
+
+
+def _report(session: Session, json_: bool, verb: str, counts: transfer.TransferCounts,
+            threads: Any = None) -> None:
+    """Say what moved, per kind: checkpoints, then LangGraph threads (when copied)."""
     if _wants_json(session, json_):
-        _emit_json({verb: counts.written, "skipped": counts.skipped, "vanished": counts.vanished})
+        report: dict[str, Any] = {verb: counts.written, "skipped": counts.skipped,
+                                  "vanished": counts.vanished}
+        if threads is not None:
+            report["langgraph"] = threads.as_dict()
+        _emit_json(report)
         return
     text = f"{verb} {counts.written}, skipped {counts.skipped} (id already present)"
     if counts.vanished:
         text += f", {counts.vanished} deleted from the source meanwhile"
     click.echo(text)
+    if threads is not None:
+        click.echo("LangGraph: " + threads.summary(verb))
 
 
 # -- plugins -------------------------------------------------------------------------------------

@@ -193,3 +193,34 @@ def test_threads_list_export_and_copy_run_without_langgraph(tmp_path: Path) -> N
     assert done.returncode == 0, done.stderr
     assert done.stdout.strip().endswith("ok")
     assert "needs LangGraph" in done.stderr
+
+
+def test_the_top_level_copy_and_status_cover_langgraph_threads(
+        db_url: str, tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    """What a user leaving SQLite runs first: ``copy --to``, then resume the graph there."""
+    source = f"sqlite:///{tmp_path / 'lg.db'}"
+    with PeeweeSaver(source) as saver:
+        graph = _graph(saver)
+        graph.invoke({"steps": ["input"]}, _config("article-1"))  # stops before "review"
+        expected_history = _history(saver, "article-1")
+
+    code, out, err = _cli(capsys, "--db-url", source, "status")
+    assert code == 0, err
+    assert "langgraph:" in out and "1 threads" in out
+
+    code, out, err = _cli(capsys, "--db-url", source, "copy", "--to", db_url)
+    assert code == 0, err
+    lines = out.splitlines()
+    assert lines[0] == "copied 0, skipped 0 (id already present)"  # no agent checkpoints
+    assert lines[1].startswith("LangGraph: copied 1 thread: ")
+
+    with PeeweeSaver(db_url) as saver:
+        assert _history(saver, "article-1") == expected_history
+        graph = _graph(saver)
+        assert graph.invoke(None, _config("article-1"))["steps"] == ["input", "draft", "review"]
+
+    code, out, err = _cli(capsys, "--db-url", source, "--json", "copy", "--to", db_url)
+    assert code == 0, err
+    report = json.loads(out)
+    assert report["copied"] == 0 and sum(report["langgraph"]["written"].values()) == 0
+    assert report["langgraph"]["skipped"]["checkpoint"] == len(expected_history)
