@@ -753,7 +753,7 @@ def _copy_langgraph(session: Session, source: CheckpointProvider, dest: Checkpoi
     """Copy LangGraph's threads and store items too, when both ends are databases.
 
     Returns the per-kind counts (``_cli_threads.KindCounts``), or None when either end is not
-    a database (a memory provider holds no LangGraph data).
+    a database (a memory provider holds no LangGraph data) or the source has none.
     """
     from .peewee_provider import PeeweeCheckpointProvider
 
@@ -769,7 +769,8 @@ def _copy_langgraph(session: Session, source: CheckpointProvider, dest: Checkpoi
         raise Interrupted(counts.summary("interrupted after copying the checkpoints and")
                           + "; each copied thread is complete: run the same copy again "
                           "to finish") from None
-    return counts
+    moved = sum(counts.written.values()) + sum(counts.skipped.values())
+    return counts if moved else None  # a database without LangGraph data: nothing to say
 
 
 def _target_url(session: Session, target: str) -> str:
