@@ -23,10 +23,22 @@ from typing import IO, TYPE_CHECKING, Any
 import click
 import orjson
 
-from ._codec import dumps_json, loads_json
-
 if TYPE_CHECKING:
     from .adk._store import AdkStore, EventRow, SessionRow
+
+
+def dumps_json(value: Any) -> bytes:
+    """The package's exact JSON (the codec loads with the first command that needs it)."""
+    from ._codec import dumps_json as dumps
+
+    return dumps(value)
+
+
+def loads_json(data: bytes) -> Any:
+    """Parse JSON as the package writes it."""
+    from ._codec import loads_json as loads
+
+    return loads(data)
 from .errors import InvalidCheckpointError
 
 __all__ = ["adk"]
