@@ -17,14 +17,20 @@ from .memory import MemoryCheckpointProvider
 from .model import Checkpoint
 from .peewee_provider import PeeweeCheckpointProvider
 from .records import (
+    AppCheckpoint,
+    AppCheckpointListItem,
     CheckpointListItem,
     CheckpointPage,
     ImportCounts,
     NamedCheckpoint,
+    StoredAppCheckpoint,
     StoredCheckpoint,
 )
+from .retention import RetentionPolicy, RetentionReport, RetentionSweeper
 
 __all__ = [
+    "AppCheckpoint",
+    "AppCheckpointListItem",
     "AsyncCheckpointProvider",
     "Checkpoint",
     "CheckpointError",
@@ -39,7 +45,11 @@ __all__ = [
     "NamedCheckpoint",
     "PeeweeCheckpointProvider",
     "ProviderNotFoundError",
+    "RetentionPolicy",
+    "RetentionReport",
+    "RetentionSweeper",
     "StorageError",
+    "StoredAppCheckpoint",
     "StoredCheckpoint",
     "load_provider",
 ]

@@ -8,7 +8,7 @@ from typing import Any
 import peewee as pw
 
 from ._codec import pack_state, unpack_state
-from ._cursor import decode_cursor, encode_cursor
+from ._cursor import check_order, decode_cursor, encode_cursor
 from ._engine import Engine
 from ._ids import new_id
 from ._migrations import LOCK_TIMEOUT
@@ -268,15 +268,20 @@ class PeeweeCheckpointProvider(CheckpointProvider):
         before: int | None = None,
         after: int | None = None,
         limit: int | None = None,
+        order: str = "desc",
     ) -> list[CheckpointListItem]:
-        """List matching checkpoints newest first (ties by id, descending), without states."""
+        """List matching checkpoints newest first (ties by id, descending), without states.
+
+        ``order="asc"``: oldest first, ties by id ascending (the same indexes, read backwards).
+        """
+        check_order(order)
         check_limit(limit)
         values = filter_values(agent_id, session_id, agent_type, before, after)
         if values is None or limit == 0:
             return []
         if limit is not None:
             values["limit"] = limit
-        statement = self._sql.list(_filters(values), limited=limit is not None)
+        statement = self._sql.list(_filters(values), limited=limit is not None, order=order)
         self._engine.ensure_ready()
         rows = self._query_all(statement, values)
         return list_items(rows)
@@ -291,6 +296,7 @@ class PeeweeCheckpointProvider(CheckpointProvider):
         after: int | None = None,
         limit: int = 50,
         cursor: str | None = None,
+        order: str = "desc",
     ) -> CheckpointPage:
         """One page of the listing and the cursor of the next (see CheckpointProvider).
 
@@ -298,12 +304,13 @@ class PeeweeCheckpointProvider(CheckpointProvider):
         any table size, unlike OFFSET, which reads every row it skips.
         """
         check_page_limit(limit)
-        position = decode_cursor(cursor) if cursor is not None else None
+        check_order(order)
+        position = decode_cursor(cursor, order) if cursor is not None else None
         values = filter_values(agent_id, session_id, agent_type, before, after)
         if values is None:
             return CheckpointPage([], None)
         self._engine.ensure_ready()
-        return self._page(values, limit, position)
+        return self._page(values, limit, position, order)
 
     def iter_checkpoints(
         self,
@@ -313,19 +320,23 @@ class PeeweeCheckpointProvider(CheckpointProvider):
         agent_type: str | None = None,
         before: int | None = None,
         after: int | None = None,
+        order: str = "desc",
     ) -> Iterator[CheckpointListItem]:
-        """Yield every match newest first, reading ``iter_page_size`` rows per query."""
+        """Yield every match newest first (or oldest first with ``order="asc"``), reading
+        ``iter_page_size`` rows per query."""
         # Checked now, not at the first next(): a bad filter fails where it was passed.
+        check_order(order)
         values = filter_values(agent_id, session_id, agent_type, before, after)
-        return self._iterate(values)
+        return self._iterate(values, order)
 
-    def _iterate(self, values: dict[str, Any] | None) -> Iterator[CheckpointListItem]:
+    def _iterate(self, values: dict[str, Any] | None, order: str = "desc"
+                 ) -> Iterator[CheckpointListItem]:
         if values is None:
             return
         self._engine.ensure_ready()
         position: tuple[int, str] | None = None
         while True:
-            page = self._page(values, self.iter_page_size, position)
+            page = self._page(values, self.iter_page_size, position, order)
             yield from page.items
             if page.next_cursor is None:
                 return
@@ -333,7 +344,8 @@ class PeeweeCheckpointProvider(CheckpointProvider):
             position = (last.created_at, last.id)
 
     def _page(
-        self, values: dict[str, Any], limit: int, position: tuple[int, str] | None
+        self, values: dict[str, Any], limit: int, position: tuple[int, str] | None,
+        order: str = "desc",
     ) -> CheckpointPage:
         values = dict(values)
         if position is not None:
@@ -341,13 +353,34 @@ class PeeweeCheckpointProvider(CheckpointProvider):
             values["cursor_at"], values["cursor_id"] = position
         # One row more than the page tells whether another page follows.
         values["limit"] = limit + 1
-        statement = self._sql.list(_filters(values), limited=True)
+        statement = self._sql.list(_filters(values), limited=True, order=order)
         rows = self._query_all(statement, values)
         items = list_items(rows[:limit])
         if len(rows) > limit:
             last = items[-1]
-            return CheckpointPage(items, encode_cursor(last.created_at, last.id))
+            return CheckpointPage(items, encode_cursor(last.created_at, last.id, order))
         return CheckpointPage(items, None)
+
+    def count_checkpoints(
+        self,
+        *,
+        agent_id: str | None = None,
+        session_id: str | None = None,
+        agent_type: str | None = None,
+        before: int | None = None,
+        after: int | None = None,
+    ) -> int:
+        """How many checkpoints match: one ``SELECT COUNT(*)`` on the filters' index.
+
+        A count still reads every matching index entry (see the README for its cost at a
+        million rows); to walk a large store, page by cursor.
+        """
+        values = filter_values(agent_id, session_id, agent_type, before, after)
+        if values is None:
+            return 0
+        self._engine.ensure_ready()
+        row = self._query_one(self._sql.count(_filters(values)), values)
+        return int(row[0])
 
     def prune(
         self,

@@ -435,6 +435,77 @@ class CheckpointProviderContract:
         with pytest.raises(InvalidCheckpointError):
             provider.page_checkpoints(limit=limit)
 
+    # -- order and count -----------------------------------------------------------------
+
+    def test_order_asc_is_the_exact_reverse_of_the_listing(
+        self, provider: CheckpointProvider
+    ) -> None:
+        for i in range(25):
+            provider.store_checkpoint(_cp(agent_id=f"a{i % 2}", created_at=300 + i // 4))
+        newest_first = provider.list_checkpoints()
+        assert provider.list_checkpoints(order="desc") == newest_first
+        oldest_first = provider.list_checkpoints(order="asc")
+        assert oldest_first == newest_first[::-1]
+        assert oldest_first == sorted(oldest_first, key=_order_key)
+        assert provider.list_checkpoints(order="asc", limit=3) == oldest_first[:3]
+        assert provider.list_checkpoints(order="asc", agent_id="a1", after=301, before=305) == \
+            provider.list_checkpoints(agent_id="a1", after=301, before=305)[::-1]
+
+    def test_pages_and_iter_walk_oldest_first_with_ties_by_id_ascending(
+        self, provider: CheckpointProvider
+    ) -> None:
+        provider.iter_page_size = 4
+        for i in range(30):
+            provider.store_checkpoint(_cp(agent_id=f"a{i % 3}", created_at=900 + i // 7))
+        expected = provider.list_checkpoints(order="asc")
+        for limit in (1, 4, 7, 50):
+            walked = [i for p in _walk(provider, limit, order="asc") for i in p.items]
+            assert walked == expected, limit
+        assert list(provider.iter_checkpoints(order="asc")) == expected
+        assert list(provider.iter_checkpoints(order="asc", agent_id="a2", before=903)) == \
+            provider.list_checkpoints(order="asc", agent_id="a2", before=903)
+        walked = [i for p in _walk(provider, 3, order="asc", after=901) for i in p.items]
+        assert walked == provider.list_checkpoints(order="asc", after=901)
+
+    def test_a_cursor_is_refused_by_the_other_order(self, provider: CheckpointProvider) -> None:
+        for t in range(6):
+            provider.store_checkpoint(_cp(created_at=t))
+        desc = provider.page_checkpoints(limit=2).next_cursor
+        asc = provider.page_checkpoints(limit=2, order="asc").next_cursor
+        assert desc is not None and asc is not None and desc != asc
+        with pytest.raises(InvalidCheckpointError, match="order"):
+            provider.page_checkpoints(limit=2, cursor=desc, order="asc")
+        with pytest.raises(InvalidCheckpointError, match="order"):
+            provider.page_checkpoints(limit=2, cursor=asc)
+        assert [i.created_at for i in provider.page_checkpoints(
+            limit=2, cursor=asc, order="asc").items] == [2, 3]
+
+    @pytest.mark.parametrize("order", ["ASC", "newest", None, 1])
+    def test_an_unknown_order_is_refused(self, provider: CheckpointProvider, order: Any) -> None:
+        with pytest.raises(InvalidCheckpointError):
+            provider.list_checkpoints(order=order)
+        with pytest.raises(InvalidCheckpointError):
+            provider.page_checkpoints(order=order)
+        with pytest.raises(InvalidCheckpointError):
+            list(provider.iter_checkpoints(order=order))
+
+    def test_count_matches_the_listing_for_every_filter(
+        self, provider: CheckpointProvider
+    ) -> None:
+        assert provider.count_checkpoints() == 0
+        for t in range(30):
+            provider.store_checkpoint(_cp(agent_id=f"a{t % 3}", session_id=f"s{t % 2}",
+                                          agent_type="T" if t % 5 else "t",
+                                          created_at=100 + t // 2))
+        for filters in ({}, {"agent_id": "a1"}, {"agent_id": "a0", "session_id": "s1"},
+                        {"after": 103, "before": 110}, {"agent_type": "t"},
+                        {"agent_type": "T", "before": 105}, {"agent_id": "nobody"},
+                        {"agent_id": "a\x00"}, {"before": 0}, {"after": 2**63 - 1}):
+            count = provider.count_checkpoints(**filters)
+            assert count == len(provider.list_checkpoints(**filters)), filters
+        with pytest.raises(InvalidCheckpointError):
+            provider.count_checkpoints(before="now")  # type: ignore[arg-type]
+
     # -- iteration ------------------------------------------------------------------------
 
     def test_iter_yields_every_match_in_listing_order_across_pages(
