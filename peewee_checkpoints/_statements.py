@@ -19,8 +19,9 @@ from .model import Checkpoint
 LIST_COLUMNS = ("id", "name", "agent_id", "session_id", "agent_type", "created_at")
 #: Columns of a full row, in the order of StoredCheckpoint's fields.
 ROW_COLUMNS = ("id", "name", "agent_id", "state", "session_id", "agent_type", "created_at")
-#: What is written and read back for a checkpoint: its fields, then how ``state`` is encoded.
-STORED_COLUMNS = (*ROW_COLUMNS, "state_codec")
+#: What is written and read back for a checkpoint: its fields, then how ``state`` is encoded
+#: and the id of the key it is encrypted under.
+STORED_COLUMNS = (*ROW_COLUMNS, "state_codec", "state_key")
 #: Columns that place a row in the listing order; prune reads these only.
 KEY_COLUMNS = ("created_at", "id")
 #: Filters of list_checkpoints that compare a column for equality.

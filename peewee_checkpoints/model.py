@@ -35,6 +35,9 @@ class Checkpoint(pw.Model):
     """The agent's state: UTF-8 JSON bytes, encoded as ``state_codec`` says."""
     state_codec = pw.SmallIntegerField(default=0)
     """How ``state`` is encoded: 0 plain JSON (every row written by 0.1.0), 1 zstd of JSON."""
+    state_key = pw.CharField(max_length=64, default="")
+    """Id of the encryption key ``state`` is encrypted under; empty if it is not encrypted
+    (added by migration 009)."""
 
     class Meta:
         database = database_proxy

@@ -2,12 +2,14 @@
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Iterator
+from collections.abc import Iterable, Iterator, Mapping, Sequence
 from typing import Any
 
 import peewee as pw
 
+from ._app_store import AppStore
 from ._codec import pack_state, unpack_state
+from ._crypto import Keyring, parse_keys, row_aad
 from ._cursor import check_order, decode_cursor, encode_cursor
 from ._engine import Engine
 from ._ids import new_id
@@ -26,15 +28,19 @@ from ._validation import (
 )
 from .errors import StorageError
 from .interface import CheckpointProvider
-from .model import Checkpoint, bind_model
+from .model import TABLE_NAME, Checkpoint, bind_model
 from .records import (
+    AppCheckpoint,
+    AppCheckpointListItem,
     CheckpointListItem,
     CheckpointPage,
     ImportCounts,
     NamedCheckpoint,
+    StoredAppCheckpoint,
     StoredCheckpoint,
     list_items,
 )
+from .retention import RetentionPolicy
 
 __all__ = ["DEFAULT_DB_URL", "PeeweeCheckpointProvider"]
 
@@ -60,9 +66,16 @@ class PeeweeCheckpointProvider(CheckpointProvider):
         db_url: ``sqlite:///path``, ``postgresql://user:pass@host:port/db`` or
             ``mysql://user:pass@host:port/db`` (each also ``+pool``); query-string parameters
             are passed to the driver.
+        encryption_keys: ``["<key id>:<base64 of 32 bytes>", ...]`` (or one string of them
+            separated by commas): states are stored encrypted with AES-256-GCM under the
+            first key; every key decrypts. Rows written without encryption stay readable.
+        retention: a :class:`~peewee_checkpoints.retention.RetentionPolicy`, or a mapping of
+            the ``[...retention]`` table, for :meth:`apply_retention`.
 
     Raises:
-        ConfigError: ``db_url`` is malformed or names an unsupported backend.
+        ConfigError: ``db_url`` is malformed or names an unsupported backend, a key in
+            ``encryption_keys`` is malformed (the message names its position and id, never
+            the key), or the retention table is.
     """
 
     prune_batch: int = 500
@@ -70,11 +83,18 @@ class PeeweeCheckpointProvider(CheckpointProvider):
     long, and the id list stays under SQLite's oldest limit of 999 bound parameters."""
 
     def __init__(self, db_url: str = DEFAULT_DB_URL, *,
-                 migration_lock_timeout: float = LOCK_TIMEOUT) -> None:
+                 migration_lock_timeout: float = LOCK_TIMEOUT,
+                 encryption_keys: str | Sequence[str] | Keyring | None = None,
+                 retention: RetentionPolicy | Mapping[str, Any] | None = None) -> None:
+        self._keyring = parse_keys(encryption_keys)
+        if retention is not None:
+            self.retention_policy = (retention if isinstance(retention, RetentionPolicy)
+                                     else RetentionPolicy.from_mapping(retention))
         self._engine = Engine(db_url, migration_lock_timeout=migration_lock_timeout)
         self._db: Any = self._engine.database
         self._model = bind_model(self._db)
         self._sql = Statements(self._db, self._model)
+        self._apps = AppStore(self._engine, self._keyring)
 
     # -- introspection --------------------------------------------------------------------
 
@@ -92,6 +112,16 @@ class PeeweeCheckpointProvider(CheckpointProvider):
     def database(self) -> pw.Database:
         """The Peewee database this provider uses."""
         return self._engine.database  # type: ignore[no-any-return]
+
+    @property
+    def engine(self) -> Engine:
+        """The engine under this provider (connections, migrations, retries)."""
+        return self._engine
+
+    @property
+    def keyring(self) -> Keyring:
+        """The encryption keys (their ids only show; the first encrypts)."""
+        return self._keyring
 
     @property
     def model(self) -> type[Checkpoint]:
@@ -193,7 +223,8 @@ class PeeweeCheckpointProvider(CheckpointProvider):
 
     def _row(self, checkpoint_id: str, checkpoint: NamedCheckpoint, data: bytes,
              codec: int) -> list[Any]:
-        """The INSERT's parameters for one checkpoint."""
+        """The INSERT's parameters for one checkpoint (its state encrypted, with keys)."""
+        key_id, data = self._keyring.encrypt(data, row_aad(TABLE_NAME, checkpoint_id, codec))
         return self._sql.insert.params({
             "id": checkpoint_id,
             "name": checkpoint.name,
@@ -203,6 +234,7 @@ class PeeweeCheckpointProvider(CheckpointProvider):
             "agent_type": checkpoint.agent_type,
             "created_at": checkpoint.created_at,
             "state_codec": codec,
+            "state_key": key_id,
         })
 
     def _insert(self, row: list[Any], sent: list[bool]) -> bool:
@@ -255,8 +287,11 @@ class PeeweeCheckpointProvider(CheckpointProvider):
         row = self._query_one(self._sql.retrieve, {"id": checkpoint_id})
         if row is None:
             return None
-        *values, codec = row
-        values[3] = unpack_state(codec, values[3])
+        *values, codec, key_id = row
+        data = self._keyring.decrypt(key_id, values[3],
+                                     row_aad(TABLE_NAME, checkpoint_id, codec),
+                                     what=f"checkpoint {checkpoint_id}")
+        values[3] = unpack_state(codec, data)
         return StoredCheckpoint(*values)
 
     def list_checkpoints(
@@ -475,6 +510,36 @@ class PeeweeCheckpointProvider(CheckpointProvider):
             return int(self._db.execute_sql(statement.sql, params).rowcount)
 
         return self._engine.run("delete a checkpoint", run) > 0
+
+    # -- app checkpoints ------------------------------------------------------------------
+
+    def store_app_checkpoint(self, checkpoint: AppCheckpoint) -> str:
+        """Store an app checkpoint; returns its new id (a 26-character ULID)."""
+        return self._apps.store(checkpoint)
+
+    def import_app_checkpoint(self, checkpoint: StoredAppCheckpoint) -> bool:
+        """Store an app checkpoint under its own id; False (nothing written) if it exists."""
+        return self._apps.import_(checkpoint)
+
+    def retrieve_app_checkpoint(self, checkpoint_id: str) -> StoredAppCheckpoint | None:
+        """Return the app checkpoint with this id, or None (also for a malformed id)."""
+        return self._apps.retrieve(checkpoint_id)
+
+    def list_app_checkpoints(self, *, limit: int | None = None) -> list[AppCheckpointListItem]:
+        """App checkpoints newest first (ties by id descending), without their states."""
+        return self._apps.list(limit)
+
+    def latest_app_checkpoint(self) -> StoredAppCheckpoint | None:
+        """The newest app checkpoint with its state (one query), or None."""
+        return self._apps.latest()
+
+    def delete_app_checkpoint(self, checkpoint_id: str) -> bool:
+        """Delete an app checkpoint; True if one was removed."""
+        return self._apps.delete(checkpoint_id)
+
+    def count_app_checkpoints(self) -> int:
+        """How many app checkpoints are stored."""
+        return self._apps.count()
 
     def close(self) -> None:
         """Close every connection this provider opened (later calls reconnect)."""
