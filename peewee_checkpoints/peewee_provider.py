@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 from collections.abc import Iterable, Iterator, Mapping, Sequence
 from typing import Any
 
@@ -14,6 +15,7 @@ from ._cursor import check_order, decode_cursor, encode_cursor
 from ._engine import Engine
 from ._ids import new_id
 from ._migrations import LOCK_TIMEOUT
+from ._retention_sql import PeeweeRetention
 from ._statements import FILTERS, KEY_COLUMNS, Statement, Statements
 from ._validation import (
     MAX_CREATED_AT,
@@ -40,9 +42,12 @@ from .records import (
     StoredCheckpoint,
     list_items,
 )
-from .retention import RetentionPolicy
+from .retention import RetentionPolicy, RetentionReport, require_policy
 
-__all__ = ["DEFAULT_DB_URL", "PeeweeCheckpointProvider"]
+__all__ = ["DEFAULT_DB_URL", "ENCRYPTION_KEYS_ENV", "PeeweeCheckpointProvider"]
+
+#: Where ``encryption_keys`` come from when the option is not given (comma-separated).
+ENCRYPTION_KEYS_ENV = "PEEWEE_CHECKPOINTS_ENCRYPTION_KEYS"
 
 #: The embedded default: a SQLite file in the working directory.
 DEFAULT_DB_URL = "sqlite:///checkpoints.db"
@@ -69,6 +74,7 @@ class PeeweeCheckpointProvider(CheckpointProvider):
         encryption_keys: ``["<key id>:<base64 of 32 bytes>", ...]`` (or one string of them
             separated by commas): states are stored encrypted with AES-256-GCM under the
             first key; every key decrypts. Rows written without encryption stay readable.
+            Default: ``$PEEWEE_CHECKPOINTS_ENCRYPTION_KEYS``, else no encryption.
         retention: a :class:`~peewee_checkpoints.retention.RetentionPolicy`, or a mapping of
             the ``[...retention]`` table, for :meth:`apply_retention`.
 
@@ -86,6 +92,8 @@ class PeeweeCheckpointProvider(CheckpointProvider):
                  migration_lock_timeout: float = LOCK_TIMEOUT,
                  encryption_keys: str | Sequence[str] | Keyring | None = None,
                  retention: RetentionPolicy | Mapping[str, Any] | None = None) -> None:
+        if encryption_keys is None:
+            encryption_keys = os.environ.get(ENCRYPTION_KEYS_ENV) or None
         self._keyring = parse_keys(encryption_keys)
         if retention is not None:
             self.retention_policy = (retention if isinstance(retention, RetentionPolicy)
@@ -95,6 +103,7 @@ class PeeweeCheckpointProvider(CheckpointProvider):
         self._model = bind_model(self._db)
         self._sql = Statements(self._db, self._model)
         self._apps = AppStore(self._engine, self._keyring)
+        self._retention = PeeweeRetention(self._engine)
 
     # -- introspection --------------------------------------------------------------------
 
@@ -510,6 +519,31 @@ class PeeweeCheckpointProvider(CheckpointProvider):
             return int(self._db.execute_sql(statement.sql, params).rowcount)
 
         return self._engine.run("delete a checkpoint", run) > 0
+
+    # -- retention ------------------------------------------------------------------------
+
+    def apply_retention(self, dry_run: bool = False, *,
+                        policy: RetentionPolicy | None = None) -> RetentionReport:
+        """Delete what the retention policy no longer keeps; returns rows and bytes per rule.
+
+        See :meth:`CheckpointProvider.apply_retention`. Each rule walks an index and deletes
+        500 rows per autocommitted statement; bytes are the stored (compressed, possibly
+        encrypted) size of the states removed.
+        """
+        return self._retention.apply(require_policy(self, policy), dry_run)
+
+    def rekey(self, *, decrypt: bool = False) -> int:
+        """Re-encrypt every state not under the first key (``decrypt``: store all plain);
+        returns how many rows were rewritten. Resumable; batches of 500, one short
+        transaction each (the ``rekey`` command runs this)."""
+        from ._rekey import rekey
+
+        return rekey(self, decrypt=decrypt).rewritten
+
+    def claim_retention_run(self, interval_ms: int) -> bool:
+        """Claim the current retention interval in the database (one conditional UPDATE of
+        the lease row): of many processes asking at once, one gets True."""
+        return self._retention.claim(interval_ms)
 
     # -- app checkpoints ------------------------------------------------------------------
 
