@@ -113,16 +113,19 @@ def _add_key_column(db: Any) -> None:
     """Add ``state_key`` unless a run that failed after adding it already did."""
     if any(c.name == "state_key" for c in db.get_columns(CHECKPOINTS)):
         return
-    db.execute_sql(_ADD_KEY_SQLITE if isinstance(db, pw.SqliteDatabase) else _ADD_KEY_SERVER)
+    statement = _ADD_KEY_SQLITE if isinstance(db, pw.SqliteDatabase) else _ADD_KEY_SERVER
+    db.execute_sql(statement)
 
 
 def _lease_row(db: Any) -> None:
     """The retention job's lease row, unclaimed."""
-    p = db.param
-    if db.execute_sql(f"SELECT 1 FROM {LEASES} WHERE name = {p}", ("retention",)).fetchone():
+    param = db.param
+    if db.execute_sql(f"SELECT 1 FROM {LEASES} WHERE name = {param}",
+                      ("retention",)).fetchone():
         return
-    db.execute_sql(f"INSERT INTO {LEASES} (name, holder, expires_at) VALUES ({p}, {p}, {p})",
-                   ("retention", "", 0))
+    db.execute_sql(
+        f"INSERT INTO {LEASES} (name, holder, expires_at) VALUES ({param}, {param}, {param})",
+        ("retention", "", 0))
 
 
 def migrate(migrator: Any, database: Any, *, fake: bool = False) -> None:

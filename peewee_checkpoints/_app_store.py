@@ -15,6 +15,7 @@ from ._codec import pack_state, unpack_state
 from ._crypto import Keyring, row_aad
 from ._engine import Engine
 from ._ids import new_id
+from ._statements import Statement
 from ._validation import MAX_ID_LENGTH, check_limit, is_storable_key
 from .errors import StorageError
 from .records import AppCheckpoint, AppCheckpointListItem, StoredAppCheckpoint
@@ -27,6 +28,10 @@ _LIST = "id, name, created_at"
 _FULL = "id, name, created_at, state_codec, state_key, state"
 
 
+def _sql(text: str) -> Statement:
+    return Statement(text, ())
+
+
 class AppStore:
     """Stores, lists, retrieves and deletes app checkpoints through one :class:`Engine`."""
 
@@ -35,13 +40,13 @@ class AppStore:
         self.keyring = keyring
         p = engine.param
         t = APP_TABLE
-        self.insert_sql = (f"INSERT INTO {t} ({_FULL}) VALUES ({p}, {p}, {p}, {p}, {p}, {p})")
-        self.exists_sql = f"SELECT id FROM {t} WHERE id = {p}"
-        self.retrieve_sql = f"SELECT {_FULL} FROM {t} WHERE id = {p}"
-        self.latest_sql = f"SELECT {_FULL} FROM {t} ORDER BY created_at DESC, id DESC LIMIT 1"
-        self.list_sql = f"SELECT {_LIST} FROM {t} ORDER BY created_at DESC, id DESC"
-        self.delete_sql = f"DELETE FROM {t} WHERE id = {p}"
-        self.count_sql = f"SELECT COUNT(*) FROM {t}"
+        self.q_insert = _sql(f"INSERT INTO {t} ({_FULL}) VALUES ({p}, {p}, {p}, {p}, {p}, {p})")
+        self.q_exists = _sql(f"SELECT id FROM {t} WHERE id = {p}")
+        self.q_retrieve = _sql(f"SELECT {_FULL} FROM {t} WHERE id = {p}")
+        self.q_latest = _sql(f"SELECT {_FULL} FROM {t} ORDER BY created_at DESC, id DESC LIMIT 1")
+        self.q_list = _sql(f"SELECT {_LIST} FROM {t} ORDER BY created_at DESC, id DESC")
+        self.q_delete = _sql(f"DELETE FROM {t} WHERE id = {p}")
+        self.q_count = _sql(f"SELECT COUNT(*) FROM {t}")
 
     # -- writing ---------------------------------------------------------------------------
 
@@ -75,9 +80,9 @@ class AppStore:
         engine.profile.check_value_size(len(data), data, engine.database.connection())
         was_sent, sent[0] = sent[0], True
         try:
-            engine.execute(self.insert_sql, row)
+            engine.execute(self.q_insert.sql, row)
         except pw.IntegrityError:
-            if engine.execute(self.exists_sql, [row[0]]).fetchone() is not None:
+            if engine.execute(self.q_exists.sql, [row[0]]).fetchone() is not None:
                 return was_sent
             raise
         return True
@@ -96,13 +101,13 @@ class AppStore:
             return None
         self._engine.ensure_ready()
         row = self._engine.run("read an app checkpoint", lambda: self._engine.execute(
-            self.retrieve_sql, [checkpoint_id]).fetchone())
+            self.q_retrieve.sql, [checkpoint_id]).fetchone())
         return None if row is None else self._stored(row)
 
     def latest(self) -> StoredAppCheckpoint | None:
         self._engine.ensure_ready()
         row = self._engine.run("read the latest app checkpoint", lambda: self._engine.execute(
-            self.latest_sql).fetchone())
+            self.q_latest.sql).fetchone())
         return None if row is None else self._stored(row)
 
     def list(self, limit: int | None) -> list[AppCheckpointListItem]:
@@ -110,7 +115,7 @@ class AppStore:
         if limit == 0:
             return []
         self._engine.ensure_ready()
-        sql = self.list_sql if limit is None else f"{self.list_sql} LIMIT {int(limit)}"
+        sql = self.q_list.sql if limit is None else f"{self.q_list.sql} LIMIT {int(limit)}"
         rows = self._engine.run("list app checkpoints",
                                 lambda: self._engine.execute(sql).fetchall())
         return [AppCheckpointListItem(id=r[0], name=r[1], created_at=r[2]) for r in rows]
@@ -118,7 +123,7 @@ class AppStore:
     def count(self) -> int:
         self._engine.ensure_ready()
         row = self._engine.run("count app checkpoints",
-                               lambda: self._engine.execute(self.count_sql).fetchone())
+                               lambda: self._engine.execute(self.q_count.sql).fetchone())
         return int(row[0])
 
     def delete(self, checkpoint_id: str) -> bool:
@@ -126,4 +131,4 @@ class AppStore:
             return False
         self._engine.ensure_ready()
         return self._engine.run("delete an app checkpoint", lambda: int(self._engine.execute(
-            self.delete_sql, [checkpoint_id]).rowcount)) > 0
+            self.q_delete.sql, [checkpoint_id]).rowcount)) > 0

@@ -14,6 +14,7 @@ from typing import TYPE_CHECKING, Any
 
 from ._app_store import APP_TABLE
 from ._crypto import row_aad
+from ._statements import Statement
 from .errors import ConfigError
 from .model import TABLE_NAME
 
@@ -65,16 +66,16 @@ def rekey(provider: PeeweeCheckpointProvider, *, decrypt: bool = False, batch: i
     p = engine.param
     counts = RekeyCounts()
     for table in _TABLES:
-        select = (f"SELECT id, state_codec, state_key, state FROM {table} "
-                  f"WHERE id > {p} AND state_key <> {p} ORDER BY id LIMIT {int(batch)}")
-        update = (f"UPDATE {table} SET state = {p}, state_key = {p} "
-                  f"WHERE id = {p} AND state_key = {p}")
+        select = Statement(f"SELECT id, state_codec, state_key, state FROM {table} "
+                  f"WHERE id > {p} AND state_key <> {p} ORDER BY id LIMIT {int(batch)}", ())
+        update = Statement(f"UPDATE {table} SET state = {p}, state_key = {p} "
+                  f"WHERE id = {p} AND state_key = {p}", ())
         last = ""
         while not (stop is not None and stop()):
-            def run(last: str = last, table: str = table, select: str = select,
-                    update: str = update) -> tuple[int, int, str | None]:
+            def run(last: str = last, table: str = table, select: Statement = select,
+                    update: Statement = update) -> tuple[int, int, str | None]:
                 with engine.transaction(write=True):
-                    rows = engine.execute(select, [last, target]).fetchall()
+                    rows = engine.execute(select.sql, [last, target]).fetchall()
                     done = skipped = 0
                     for row_id, codec, key_id, data in rows:
                         aad = row_aad(table, row_id, codec)
@@ -82,7 +83,7 @@ def rekey(provider: PeeweeCheckpointProvider, *, decrypt: bool = False, batch: i
                                                       what=f"{table} row {row_id}"))
                         new_key, stored = ("", plain) if decrypt else keyring.encrypt(plain, aad)
                         params: list[Any] = [stored, new_key, row_id, key_id]
-                        if engine.execute(update, params).rowcount == 1:
+                        if engine.execute(update.sql, params).rowcount == 1:
                             done += 1
                         else:
                             skipped += 1

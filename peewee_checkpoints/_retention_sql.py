@@ -15,6 +15,7 @@ from typing import Any
 
 from ._app_store import APP_TABLE
 from ._engine import Engine
+from ._statements import Statement
 from .model import TABLE_NAME
 from .records import now_ms
 from .retention import RetentionPolicy, RetentionReport
@@ -31,6 +32,10 @@ RETENTION_LEASE = "retention"
 _NEWEST_CACHE = 100_000
 
 
+def _sql(text: str) -> Statement:
+    return Statement(text, ())
+
+
 def _holder() -> str:
     return f"{socket.gethostname()}:{os.getpid()}:{threading.get_ident()}"[:255]
 
@@ -43,58 +48,47 @@ class PeeweeRetention:
         p = engine.param
         t = TABLE_NAME
         # Oldest first, from a keyset position: the rows max_age removes.
-        self._old = (
+        self._old = _sql(
             f"SELECT created_at, id, agent_id, LENGTH(state) FROM {t} "
             f"WHERE created_at < {p} AND created_at >= {p} "
             f"AND (created_at > {p} OR (created_at = {p} AND id > {p})) "
-            f"ORDER BY created_at, id LIMIT {BATCH}"
-        )
-        self._newest_of = (
-            f"SELECT id FROM {t} WHERE agent_id = {p} ORDER BY created_at DESC, id DESC LIMIT 1"
-        )
-        self._agents = (
+            f"ORDER BY created_at, id LIMIT {BATCH}")
+        self._newest_of = _sql(
+            f"SELECT id FROM {t} WHERE agent_id = {p} ORDER BY created_at DESC, id DESC LIMIT 1")
+        self._agents = _sql(
             f"SELECT agent_id FROM {t} WHERE agent_id > {p} GROUP BY agent_id "
-            f"ORDER BY agent_id LIMIT {BATCH}"
-        )
-        self._rank = (
+            f"ORDER BY agent_id LIMIT {BATCH}")
+        self._rank = _sql(
             f"SELECT created_at, id FROM {t} WHERE agent_id = {p} "
-            f"ORDER BY created_at DESC, id DESC LIMIT 1 OFFSET {p}"
-        )
+            f"ORDER BY created_at DESC, id DESC LIMIT 1 OFFSET {p}")
         # Newest first, after a keyset position: the tail max_per_agent removes.
-        self._tail = (
+        self._tail = _sql(
             f"SELECT created_at, id, LENGTH(state) FROM {t} WHERE agent_id = {p} "
             f"AND created_at <= {p} AND (created_at < {p} OR (created_at = {p} AND id < {p})) "
-            f"ORDER BY created_at DESC, id DESC LIMIT {BATCH}"
-        )
-        self._tail_total = (
+            f"ORDER BY created_at DESC, id DESC LIMIT {BATCH}")
+        self._tail_total = _sql(
             f"SELECT COUNT(*), SUM(LENGTH(state)) FROM {t} WHERE agent_id = {p} "
             f"AND created_at >= {p} "
-            f"AND created_at <= {p} AND (created_at < {p} OR (created_at = {p} AND id < {p}))"
-        )
+            f"AND created_at <= {p} AND (created_at < {p} OR (created_at = {p} AND id < {p}))")
         a = APP_TABLE
-        self._app_old = (
+        self._app_old = _sql(
             f"SELECT created_at, id, LENGTH(state) FROM {a} "
             f"WHERE created_at < {p} AND created_at >= {p} "
             f"AND (created_at > {p} OR (created_at = {p} AND id > {p})) "
-            f"ORDER BY created_at, id LIMIT {BATCH}"
-        )
-        self._app_rank = (
+            f"ORDER BY created_at, id LIMIT {BATCH}")
+        self._app_rank = _sql(
             f"SELECT created_at, id FROM {a} ORDER BY created_at DESC, id DESC "
-            f"LIMIT 1 OFFSET {p}"
-        )
-        self._app_tail = (
+            f"LIMIT 1 OFFSET {p}")
+        self._app_tail = _sql(
             f"SELECT created_at, id, LENGTH(state) FROM {a} "
             f"WHERE created_at <= {p} AND (created_at < {p} OR (created_at = {p} AND id < {p})) "
-            f"ORDER BY created_at DESC, id DESC LIMIT {BATCH}"
-        )
-        self._claim = (
+            f"ORDER BY created_at DESC, id DESC LIMIT {BATCH}")
+        self._claim = _sql(
             f"UPDATE {LEASES_TABLE} SET holder = {p}, expires_at = {p} "
-            f"WHERE name = {p} AND expires_at <= {p}"
-        )
-        self._lease_exists = f"SELECT 1 FROM {LEASES_TABLE} WHERE name = {p}"
-        self._lease_insert = (
-            f"INSERT INTO {LEASES_TABLE} (name, holder, expires_at) VALUES ({p}, {p}, {p})"
-        )
+            f"WHERE name = {p} AND expires_at <= {p}")
+        self._lease_exists = _sql(f"SELECT 1 FROM {LEASES_TABLE} WHERE name = {p}")
+        self._lease_insert = _sql(
+            f"INSERT INTO {LEASES_TABLE} (name, holder, expires_at) VALUES ({p}, {p}, {p})")
 
     # -- helpers ---------------------------------------------------------------------------
 
@@ -153,7 +147,7 @@ class PeeweeRetention:
         newest: dict[str, str] = {}
         while True:
             at, last = position
-            rows = self._all("apply retention", self._old, [cutoff, at, at, at, last])
+            rows = self._all("apply retention", self._old.sql, [cutoff, at, at, at, last])
             if not rows:
                 return
             doomed = []
@@ -162,7 +156,7 @@ class PeeweeRetention:
                     if agent_id not in newest:
                         if len(newest) >= _NEWEST_CACHE:
                             newest.clear()
-                        found = self._one("apply retention", self._newest_of, [agent_id])
+                        found = self._one("apply retention", self._newest_of.sql, [agent_id])
                         newest[agent_id] = found[0] if found else ""
                     if newest[agent_id] == row_id:
                         continue
@@ -176,21 +170,21 @@ class PeeweeRetention:
                        dry_run: bool) -> None:
         agent = ""  # agent_id is never empty, so every agent sorts after ""
         while True:
-            agents = self._all("apply retention", self._agents, [agent])
+            agents = self._all("apply retention", self._agents.sql, [agent])
             for (agent_id,) in agents:
-                kept = self._one("apply retention", self._rank, [agent_id, keep - 1])
+                kept = self._one("apply retention", self._rank.sql, [agent_id, keep - 1])
                 if kept is None:
                     continue  # this agent has no more than ``keep``
                 at, last = kept
                 if dry_run:
                     # Rows max_age removes are counted there (an agent's newest is always
                     # among the ``keep`` >= 1 kept here, so keep_latest changes nothing).
-                    total = self._one("apply retention", self._tail_total,
+                    total = self._one("apply retention", self._tail_total.sql,
                                       [agent_id, cutoff or 0, at, at, at, last])
                     report.add("max_per_agent", int(total[0]), int(total[1] or 0))
                     continue
                 while True:
-                    rows = self._all("apply retention", self._tail,
+                    rows = self._all("apply retention", self._tail.sql,
                                      [agent_id, at, at, at, last])
                     self._retire(report, "max_per_agent", TABLE_NAME,
                                  [(r[1], r[2]) for r in rows], dry_run)
@@ -204,7 +198,7 @@ class PeeweeRetention:
     def _app_max_age(self, report: RetentionReport, cutoff: int, dry_run: bool) -> None:
         at, last = -1, ""
         while True:
-            rows = self._all("apply retention", self._app_old, [cutoff, at, at, at, last])
+            rows = self._all("apply retention", self._app_old.sql, [cutoff, at, at, at, last])
             self._retire(report, "app_max_age", APP_TABLE, [(r[1], r[2]) for r in rows],
                          dry_run)
             if len(rows) < BATCH:
@@ -213,12 +207,12 @@ class PeeweeRetention:
 
     def _app_max_total(self, report: RetentionReport, keep: int, since: int | None,
                        dry_run: bool) -> None:
-        kept = self._one("apply retention", self._app_rank, [keep - 1])
+        kept = self._one("apply retention", self._app_rank.sql, [keep - 1])
         if kept is None:
             return
         at, last = kept
         while True:
-            rows = self._all("apply retention", self._app_tail, [at, at, at, last])
+            rows = self._all("apply retention", self._app_tail.sql, [at, at, at, last])
             doomed = [(r[1], r[2]) for r in rows if since is None or r[0] >= since]
             self._retire(report, "app_max_total", APP_TABLE, doomed, dry_run)
             if len(rows) < BATCH:
@@ -239,15 +233,15 @@ class PeeweeRetention:
         params = [_holder(), now + interval_ms, name, now]
 
         def run() -> bool:
-            if engine.execute(self._claim, params).rowcount == 1:
+            if engine.execute(self._claim.sql, params).rowcount == 1:
                 return True
-            if engine.execute(self._lease_exists, [name]).fetchone() is None:
+            if engine.execute(self._lease_exists.sql, [name]).fetchone() is None:
                 try:
                     with engine.transaction():
-                        engine.execute(self._lease_insert, [name, "", 0])
+                        engine.execute(self._lease_insert.sql, [name, "", 0])
                 except Exception:  # another process inserted it first: fine either way
                     return False
-                return bool(engine.execute(self._claim, params).rowcount == 1)
+                return bool(engine.execute(self._claim.sql, params).rowcount == 1)
             return False
 
         return self._engine.run("claim a retention run", run)
