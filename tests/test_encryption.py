@@ -9,7 +9,6 @@ import os
 import signal
 import subprocess
 import sys
-import time
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -195,7 +194,7 @@ def test_rekey_killed_with_sigkill_is_finished_by_running_it_again(db_url: str,
     # Resume through the CLI; it skips what the killed run finished.
     out = subprocess.run([sys.executable, "-m", "peewee_checkpoints", "--db-url", db_url,
                           "rekey", "--json"], env=env, cwd=ROOT, capture_output=True,
-                         text=True, timeout=300)
+                         text=True, timeout=300, check=False)
     assert out.returncode == 0, out.stderr
     assert f'"rewritten": {counts["old-2025"]}' in out.stdout
     _assert_no_secret(out.stdout + out.stderr)

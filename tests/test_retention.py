@@ -13,7 +13,6 @@ from typing import Any
 import pytest
 
 from peewee_checkpoints import (
-    AppCheckpoint,
     CheckpointProvider,
     ConfigError,
     MemoryCheckpointProvider,
