@@ -112,7 +112,7 @@ def bench_large(backend: str, url: str, rows: int) -> None:
         middle = START_AT + rows // 6
         ms, n = timed(lambda: p.count_checkpoints(before=middle))
         report(backend, rows, f"count_checkpoints(before) {n:,} rows", ms, None, unit="ms")
-        ms, page = timed(lambda: p.page_checkpoints(limit=50), 20)
+        ms, _ = timed(lambda: p.page_checkpoints(limit=50), 20)
         report(backend, rows, "page_checkpoints(limit=50), for scale", ms, None, unit="ms")
         # Retention: everything older than the middle goes (each agent's newest is recent).
         policy = RetentionPolicy(max_age_ms=now_ms() - middle)

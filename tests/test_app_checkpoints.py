@@ -117,3 +117,29 @@ def test_keygen_prints_a_usable_key(capsys: pytest.CaptureFixture[str]) -> None:
     with PeeweeCheckpointProvider("sqlite:///:memory:", encryption_keys=[entry]) as p:
         cid = p.store_app_checkpoint(AppCheckpoint(name="a", state={"k": 1}))
         assert p.retrieve_app_checkpoint(cid).state == {"k": 1}  # type: ignore[union-attr]
+
+
+def test_the_async_wrapper_has_the_new_methods() -> None:
+    import asyncio
+
+    from peewee_checkpoints import AsyncCheckpointProvider, RetentionPolicy
+
+    async def run() -> None:
+        async with AsyncCheckpointProvider(MemoryCheckpointProvider()) as ap:
+            for t in (3, 1, 2):
+                await ap.store_checkpoint(NamedCheckpoint(name="n", agent_id="a", state={},
+                                                          created_at=t))
+            assert [i.created_at for i in await ap.list_checkpoints(order="asc")] == [1, 2, 3]
+            page = await ap.page_checkpoints(limit=2, order="asc")
+            assert [i.created_at for i in page.items] == [1, 2]
+            assert [i.created_at async for i in ap.iter_checkpoints(order="asc")] == [1, 2, 3]
+            assert await ap.count_checkpoints(after=1) == 2
+            cid = await ap.store_app_checkpoint(AppCheckpoint(name="x", state={"a": 1}))
+            assert (await ap.latest_app_checkpoint()).id == cid  # type: ignore[union-attr]
+            assert (await ap.retrieve_app_checkpoint(cid)).state == {"a": 1}  # type: ignore[union-attr]
+            assert [i.id for i in await ap.list_app_checkpoints()] == [cid]
+            report = await ap.apply_retention(policy=RetentionPolicy(max_per_agent=1))
+            assert report.rows == 2
+            assert await ap.delete_app_checkpoint(cid) is True
+
+    asyncio.run(run())
