@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from ._crypto import EncryptionError
 from .aio import AsyncCheckpointProvider
 from .config import load_provider
 from .errors import (
@@ -38,6 +39,7 @@ __all__ = [
     "CheckpointPage",
     "CheckpointProvider",
     "ConfigError",
+    "EncryptionError",
     "ImportCounts",
     "InvalidCheckpointError",
     "MemoryCheckpointProvider",

@@ -425,15 +425,12 @@ class CheckpointProvider(ABC):
         chosen = require_policy(self, policy)
         report = RetentionReport(dry_run=dry_run)
         now = now_ms()
-        newest: set[str] = set()
         kept: dict[str, int] = {}
         doomed: list[tuple[str, str]] = []
         cutoff = None if chosen.max_age_ms is None else now - chosen.max_age_ms
         for item in self.iter_checkpoints():
             rank = kept.get(item.agent_id, 0)
             kept[item.agent_id] = rank + 1
-            if rank == 0:
-                newest.add(item.id)
             if cutoff is not None and item.created_at < cutoff and not (
                     chosen.keep_latest and rank == 0):
                 doomed.append(("max_age", item.id))
