@@ -8,7 +8,10 @@ Server URLs come from PEEWEE_CHECKPOINTS_TEST_POSTGRES_URL / PEEWEE_CHECKPOINTS_
 (a server on which databases may be created; each run creates its own and drops it). The raw
 driver (sqlite3, psycopg2, PyMySQL) uses the same serializer (orjson, and zstd above the same
 threshold, through the package's codec), the same table (made by the package's migrations) and
-the same durability settings (SQLite WAL with synchronous=FULL; autocommit on the servers).
+the same durability settings (SQLite WAL with synchronous=FULL; autocommit on the servers),
+and stores orjson's JSON uncompressed. Store and retrieve are also timed against LangGraph's own
+saver for the backend (SqliteSaver, PostgresSaver, PyMySQLSaver from langgraph-checkpoint-mysql;
+the ``langgraph-test`` extra) holding the same state as a channel value, in the same run.
 """
 
 from __future__ import annotations
@@ -31,6 +34,7 @@ from pathlib import Path
 from typing import Any
 from urllib.parse import urlparse, urlunparse
 
+import lz4
 import orjson
 import peewee
 import psycopg2
@@ -42,7 +46,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))
 from chatdata import chat_state
 
 from peewee_checkpoints import NamedCheckpoint, PeeweeCheckpointProvider
-from peewee_checkpoints._codec import compress_json, pack_state, unpack_state
+from peewee_checkpoints._codec import pack_state
 from peewee_checkpoints._cursor import encode_cursor
 from peewee_checkpoints._ids import new_id
 
@@ -113,8 +117,9 @@ def raw_connect(backend: str, url: str) -> Any:
 class Raw:
     """The same operations as the provider, on the bare driver."""
 
-    def __init__(self, backend: str, url: str) -> None:
+    def __init__(self, backend: str, url: str, compress: bool = False) -> None:
         self.backend = backend
+        self.compress = compress
         self.conn = raw_connect(backend, url)
         p = "?" if backend == "sqlite" else "%s"
         self.p = p
@@ -134,6 +139,8 @@ class Raw:
 
     def store(self, state: dict[str, Any], created_at: int) -> str:
         codec, data = pack_state_raw(state)
+        if self.compress:  # only for the 20 MiB state: MariaDB's 16 MiB packet limit
+            codec, data = 1, _ZSTD_C.compress(data)
         cid = new_id()
         cur = self.cursor()
         cur.execute(self.insert_sql, (cid, "bench", "agent-raw", "", "", created_at, data, codec))
@@ -143,7 +150,8 @@ class Raw:
         cur = self.cursor()
         cur.execute(self.select_sql, (cid,))
         row = cur.fetchone()
-        return unpack_state(row[7], row[3])
+        data = row[3] if row[7] == 0 else _ZSTD_D.decompress(row[3])  # 1: the huge state
+        return orjson.loads(data)  # type: ignore[no-any-return]
 
     def page(self, limit: int, at: tuple[int, str] | None) -> list[Any]:
         cur = self.cursor()
@@ -162,9 +170,59 @@ class Raw:
         self.conn.close()
 
 
+_ZSTD_C = zstandard.ZstdCompressor(level=3)
+_ZSTD_D = zstandard.ZstdDecompressor()
+
+
 def pack_state_raw(state: dict[str, Any]) -> tuple[int, bytes]:
-    """orjson and the same compression, without the package's round-trip check."""
-    return compress_json(orjson.dumps(state))
+    """orjson's JSON as it is: no round-trip check, no compression (state_codec 0)."""
+    return 0, orjson.dumps(state)
+
+
+class LangGraphSide:
+    """LangGraph's saver for the backend storing the same state as one channel value: ``put``
+    a new checkpoint (a new channel version each time, so the value is written) and
+    ``get_tuple`` one back by id."""
+
+    def __init__(self, saver: Any) -> None:
+        from langgraph.checkpoint.base import empty_checkpoint
+        from langgraph.checkpoint.base.id import uuid6
+
+        self.saver = saver
+        self._empty = empty_checkpoint
+        self._uuid6 = uuid6
+        self.thread = f"bench-{uuid.uuid4().hex[:8]}"
+        self.version: Any = None
+        self.ids: list[str] = []
+
+    def store(self, state: dict[str, Any]) -> None:
+        self.version = self.saver.get_next_version(self.version, None)
+        checkpoint: Any = {**self._empty(), "id": str(self._uuid6()),
+                           "channel_values": {"state": state},
+                           "channel_versions": {"state": self.version}}
+        config: Any = {"configurable": {"thread_id": self.thread, "checkpoint_ns": ""}}
+        out = self.saver.put(config, checkpoint, {"source": "loop", "step": len(self.ids)},
+                             {"state": self.version})
+        self.ids.append(out["configurable"]["checkpoint_id"])
+
+    def retrieve(self, cid: str) -> dict[str, Any]:
+        config: Any = {"configurable": {"thread_id": self.thread, "checkpoint_ns": "",
+                                        "checkpoint_id": cid}}
+        got = self.saver.get_tuple(config)
+        return got.checkpoint["channel_values"]["state"]  # type: ignore[no-any-return]
+
+
+@contextmanager
+def langgraph_saver(backend: str) -> Iterator[tuple[str, LangGraphSide] | None]:
+    """LangGraph's saver on a fresh database of its own, or None without the extra."""
+    try:
+        from langgraph_bench import fresh_database as lg_database
+        from langgraph_bench import theirs
+    except ImportError:
+        yield None
+        return
+    with lg_database(backend) as url, theirs(backend, url) as (name, saver):
+        yield name.split(" ")[0], LangGraphSide(saver)
 
 
 # -- loading ------------------------------------------------------------------------------
@@ -219,22 +277,26 @@ def median_us(fn: Callable[[], Any], repeat: int) -> float:
     return statistics.median(times) * 1e6
 
 
+def interleaved(fns: list[Callable[[], Any]], repeat: int) -> list[float]:
+    """Medians in microseconds, the calls taking turns one by one (who goes first rotates)
+    so that load from other processes (fsync latency above all) hits each alike."""
+    times: list[list[float]] = [[] for _ in fns]
+    for fn in fns:
+        fn()
+    for i in range(repeat):
+        for k in range(len(fns)):
+            j = (i + k) % len(fns)
+            t = time.perf_counter()
+            fns[j]()
+            times[j].append(time.perf_counter() - t)
+    return [statistics.median(ts) * 1e6 for ts in times]
+
+
 def paired(fn_pkg: Callable[[], Any], fn_raw: Callable[[], Any], repeat: int
            ) -> tuple[float, float]:
-    """Medians of both, the calls alternating one by one so that load from other processes
-    (fsync latency above all) hits both alike."""
-    pkg: list[float] = []
-    raw: list[float] = []
-    fn_pkg()
-    fn_raw()
-    for _ in range(repeat):
-        t = time.perf_counter()
-        fn_pkg()
-        pkg.append(time.perf_counter() - t)
-        t = time.perf_counter()
-        fn_raw()
-        raw.append(time.perf_counter() - t)
-    return statistics.median(pkg) * 1e6, statistics.median(raw) * 1e6
+    """Medians of both, the calls alternating one by one."""
+    pkg, raw = interleaved([fn_pkg, fn_raw], repeat)
+    return pkg, raw
 
 
 def report(backend: str, rows: int | str, what: str, pkg: float, raw: float | None,
@@ -244,7 +306,7 @@ def report(backend: str, rows: int | str, what: str, pkg: float, raw: float | No
     print(f"  {backend:8} {rows!s:>9} {what:38} {pkg:10.1f} {unit}  {raw_s:22} {ratio} {note}",
           flush=True)
     RESULTS.append({"backend": backend, "rows": rows, "what": what, "package": pkg,
-                    "raw": raw, "unit": unit, "ratio": (pkg / raw) if raw else None,
+                    "raw": raw, "base": base, "unit": unit, "ratio": (pkg / raw) if raw else None,
                     "note": note})
 
 
@@ -259,11 +321,73 @@ def table_bytes(backend: str, raw: Raw, url: str) -> int:
         cur.execute("SELECT data_length + index_length FROM information_schema.TABLES "
                     "WHERE table_schema = DATABASE() AND table_name = %s", (TABLE,))
         return int(cur.fetchone()[0])
+    if backend == "mysql-allocated":
+        # What the tablespace file takes on disk (st_blocks): with PAGE_COMPRESSED (migration
+        # 005) less than data_length, which counts uncompressed pages. Pages are compressed
+        # when flushed, so flush the table first.
+        cur.execute(f"FLUSH TABLES {TABLE} FOR EXPORT")
+        cur.execute("UNLOCK TABLES")
+        cur.execute("SELECT ALLOCATED_SIZE FROM information_schema.INNODB_SYS_TABLESPACES "
+                    "WHERE NAME = CONCAT(DATABASE(), '/', %s)", (TABLE,))
+        row = cur.fetchone()
+        return int(row[0]) if row else 0
     cur.execute("PRAGMA wal_checkpoint(TRUNCATE)")
     return os.path.getsize(urlparse(url).path)
 
 
 # -- the benchmarks -----------------------------------------------------------------------
+
+def bench_store_retrieve(backend: str, rows: int, repeat: int, states: list[dict[str, Any]],
+                         provider: PeeweeCheckpointProvider, raw: Raw) -> dict[str, float]:
+    """Store and retrieve: the package against the raw driver and, on tables of up to 100,000
+    rows, LangGraph's saver for the backend, the calls taking turns."""
+    figures: dict[str, float] = {}
+    rng = random.Random(7)
+    clock = [1_900_000_000_000]
+
+    def pkg_store() -> None:
+        clock[0] += 1
+        provider.store_checkpoint(NamedCheckpoint(
+            name="bench", agent_id="agent-pkg", state=rng.choice(states),
+            created_at=clock[0]))
+
+    def raw_store() -> None:
+        clock[0] += 1
+        raw.store(rng.choice(states), clock[0])
+
+    cur = raw.cursor()
+    cur.execute(f"SELECT id FROM {TABLE} WHERE created_at < 1800000000000 AND "
+                f"created_at % 997 = 0")
+    ids = [r[0] for r in cur.fetchall()]
+    # The raw driver reads rows it stored itself (uncompressed), as many as the ids above.
+    raw_ids = [raw.store(states[i % len(states)], 1_850_000_000_000 + i)
+               for i in range(len(ids))]
+    with langgraph_saver(backend) as lg:
+        if lg is None or rows > 100_000:
+            pkg, base = paired(pkg_store, raw_store, repeat)
+            report(backend, rows, "store 20 KiB", pkg, base)
+        else:
+            name, side = lg
+            pkg, base, theirs = interleaved(
+                [pkg_store, raw_store, lambda: side.store(rng.choice(states))], repeat)
+            report(backend, rows, "store 20 KiB", pkg, base)
+            report(backend, rows, "store 20 KiB", pkg, theirs, base=name)
+        figures["store"] = pkg
+        if lg is None or rows > 100_000:
+            pkg, base = paired(lambda: provider.retrieve_checkpoint(rng.choice(ids)),
+                               lambda: raw.retrieve(rng.choice(raw_ids)), repeat)
+            report(backend, rows, "retrieve 20 KiB", pkg, base)
+        else:
+            name, side = lg
+            pkg, base, theirs = interleaved(
+                [lambda: provider.retrieve_checkpoint(rng.choice(ids)),
+                 lambda: raw.retrieve(rng.choice(raw_ids)),
+                 lambda: side.retrieve(rng.choice(side.ids))], repeat)
+            report(backend, rows, "retrieve 20 KiB", pkg, base)
+            report(backend, rows, "retrieve 20 KiB", pkg, theirs, base=name)
+        figures["retrieve"] = pkg
+    return figures
+
 
 def bench_table(backend: str, rows: int, repeat: int, states: list[dict[str, Any]],
                 pool: list[tuple[int, bytes]], json_sizes: list[int]) -> dict[str, float]:
@@ -282,30 +406,12 @@ def bench_table(backend: str, rows: int, repeat: int, states: list[dict[str, Any
             mean_json = statistics.mean(json_sizes)
             report(backend, rows, "bytes on disk per 20 KiB checkpoint", per_row, mean_json,
                    "B", base="JSON")
-        rng = random.Random(7)
-        clock = [1_900_000_000_000]
-
-        def pkg_store() -> None:
-            clock[0] += 1
-            provider.store_checkpoint(NamedCheckpoint(
-                name="bench", agent_id="agent-pkg", state=rng.choice(states),
-                created_at=clock[0]))
-
-        def raw_store() -> None:
-            clock[0] += 1
-            raw.store(rng.choice(states), clock[0])
-
-        pkg, base = paired(pkg_store, raw_store, repeat)
-        report(backend, rows, "store 20 KiB", pkg, base)
-        figures["store"] = pkg
+            if backend == "mysql":
+                allocated = table_bytes("mysql-allocated", raw, url) / rows
+                report(backend, rows, "  allocated in the .ibd file", allocated, mean_json,
+                       "B", base="JSON")
+        figures.update(bench_store_retrieve(backend, rows, repeat, states, provider, raw))
         cur = raw.cursor()
-        cur.execute(f"SELECT id FROM {TABLE} WHERE created_at < 1800000000000 AND "
-                    f"created_at % 997 = 0")
-        ids = [r[0] for r in cur.fetchall()]
-        pkg, base = paired(lambda: provider.retrieve_checkpoint(rng.choice(ids)),
-                           lambda: raw.retrieve(rng.choice(ids)), repeat)
-        report(backend, rows, "retrieve 20 KiB", pkg, base)
-        figures["retrieve"] = pkg
         # Pages: drop the rows the store benchmark added so the listing is the loaded table.
         cur.execute(f"DELETE FROM {TABLE} WHERE created_at >= 1800000000000")
         pkg, base = paired(lambda: provider.page_checkpoints(limit=50),
@@ -402,7 +508,7 @@ def child_huge(backend: str, url: str, mode: str) -> None:
             NamedCheckpoint(name="huge", agent_id="a", state=state))
         retrieve: Callable[[str], Any] = provider.retrieve_checkpoint
     else:
-        raw = Raw(backend, url)
+        raw = Raw(backend, url, compress=True)
         store = lambda: raw.store(state, 1)  # noqa: E731
         retrieve = raw.retrieve
     # Times are medians of three calls; peaks are the largest of the three.
@@ -444,7 +550,8 @@ def machine() -> dict[str, str]:
     return {"cpu": cpu, "cores": str(os.cpu_count()), "memory_gib": f"{int(mem) / 2**20:.1f}",
             "os": platform.platform(), "python": platform.python_version(),
             "sqlite": sqlite3.sqlite_version, "peewee": peewee.__version__,
-            "orjson": orjson.__version__, "zstandard": zstandard.__version__}
+            "orjson": orjson.__version__, "zstandard": zstandard.__version__,
+            "lz4": lz4.__version__}
 
 
 def main(argv: list[str] | None = None) -> int:

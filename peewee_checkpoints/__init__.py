@@ -1,10 +1,16 @@
-"""peewee-checkpoints: checkpoint storage for AI agents on SQLite, PostgreSQL and MySQL/MariaDB."""
+"""peewee-checkpoints: checkpoint storage for AI agents on SQLite, PostgreSQL and MySQL/MariaDB.
+
+Importing the package loads only the records and the errors. The interface, the providers, the
+config loader and the async wrapper are imported on first use of their names: Peewee imports
+every database driver it finds (psycopg2, psycopg, PyMySQL, and asyncio through psycopg), which
+the command line's ``--help`` or code that only handles records never needs.
+"""
 
 from __future__ import annotations
 
-from ._crypto import EncryptionError
-from .aio import AsyncCheckpointProvider
-from .config import load_provider
+from importlib import import_module
+from typing import TYPE_CHECKING, Any
+
 from .errors import (
     CheckpointError,
     ConfigError,
@@ -13,10 +19,6 @@ from .errors import (
     ProviderNotFoundError,
     StorageError,
 )
-from .interface import CheckpointProvider
-from .memory import MemoryCheckpointProvider
-from .model import Checkpoint
-from .peewee_provider import PeeweeCheckpointProvider
 from .records import (
     AppCheckpoint,
     AppCheckpointListItem,
@@ -27,7 +29,30 @@ from .records import (
     StoredAppCheckpoint,
     StoredCheckpoint,
 )
-from .retention import RetentionPolicy, RetentionReport, RetentionSweeper
+
+if TYPE_CHECKING:
+    from ._crypto import EncryptionError
+    from .aio import AsyncCheckpointProvider
+    from .config import load_provider
+    from .interface import CheckpointProvider
+    from .memory import MemoryCheckpointProvider
+    from .model import Checkpoint
+    from .peewee_provider import PeeweeCheckpointProvider
+    from .retention import RetentionPolicy, RetentionReport, RetentionSweeper
+
+# Public name -> the module that defines it, imported when the name is first used.
+_LAZY = {
+    "EncryptionError": "._crypto",
+    "RetentionPolicy": ".retention",
+    "RetentionReport": ".retention",
+    "RetentionSweeper": ".retention",
+    "AsyncCheckpointProvider": ".aio",
+    "Checkpoint": ".model",
+    "CheckpointProvider": ".interface",
+    "MemoryCheckpointProvider": ".memory",
+    "PeeweeCheckpointProvider": ".peewee_provider",
+    "load_provider": ".config",
+}
 
 __all__ = [
     "AppCheckpoint",
@@ -55,3 +80,16 @@ __all__ = [
     "StoredCheckpoint",
     "load_provider",
 ]
+
+
+def __getattr__(name: str) -> Any:
+    module = _LAZY.get(name)
+    if module is None:
+        raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
+    value = getattr(import_module(module, __name__), name)
+    globals()[name] = value  # later lookups skip this function
+    return value
+
+
+def __dir__() -> list[str]:
+    return sorted(set(globals()) | set(__all__))

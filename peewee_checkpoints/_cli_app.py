@@ -7,7 +7,6 @@ from typing import IO, Any
 
 import click
 
-from . import _transfer as transfer
 from ._crypto import generate_key
 from .cli import (
     NotFound,
@@ -17,13 +16,13 @@ from .cli import (
     _info,
     _json_option,
     _provider,
+    _require_persistent,
     _wants_json,
     cli,
     local_time,
     pass_session,
 )
 from .errors import ConfigError, InvalidCheckpointError
-from .peewee_provider import PeeweeCheckpointProvider
 from .records import AppCheckpoint, StoredAppCheckpoint, now_ms
 
 __all__ = ["app", "apply_policy", "keygen", "rekey"]
@@ -35,7 +34,9 @@ def _app_record(checkpoint: StoredAppCheckpoint) -> dict[str, Any]:
 
 
 def _app_from_json(data: bytes, what: str) -> AppCheckpoint:
-    obj = transfer._parse_object(data, what)
+    from ._transfer import _parse_object
+
+    obj = _parse_object(data, what)
     unknown = [k for k in obj if k not in ("name", "state", "created_at")]
     if unknown:
         raise InvalidCheckpointError(
@@ -60,6 +61,7 @@ def app_store(session: Session, file: IO[bytes], json_: bool) -> None:
     """Store an app checkpoint given as JSON ({"name", "state", "created_at"?}); prints its id."""
     checkpoint = _app_from_json(file.read(), f"the app checkpoint in {file.name}")
     with _provider(session) as provider:
+        _require_persistent(provider, session.chosen())
         checkpoint_id = provider.store_app_checkpoint(checkpoint)
     if _wants_json(session, json_):
         _emit_json({"id": checkpoint_id})
@@ -72,7 +74,7 @@ def app_store(session: Session, file: IO[bytes], json_: bool) -> None:
 @pass_session
 def app_show(session: Session, checkpoint_id: str) -> None:
     """Print one app checkpoint, state included, as JSON."""
-    with _provider(session) as provider:
+    with _provider(session, create=False) as provider:
         checkpoint = provider.retrieve_app_checkpoint(checkpoint_id)
     if checkpoint is None:
         raise NotFound(f"no app checkpoint with id {checkpoint_id!r}")
@@ -83,7 +85,7 @@ def app_show(session: Session, checkpoint_id: str) -> None:
 @pass_session
 def app_latest(session: Session) -> None:
     """Print the newest app checkpoint, state included, as JSON."""
-    with _provider(session) as provider:
+    with _provider(session, create=False) as provider:
         checkpoint = provider.latest_app_checkpoint()
     if checkpoint is None:
         raise NotFound("there is no app checkpoint")
@@ -96,7 +98,7 @@ def app_latest(session: Session) -> None:
 @pass_session
 def app_list(session: Session, limit: int | None, json_: bool) -> None:
     """List app checkpoints, newest first."""
-    with _provider(session) as provider:
+    with _provider(session, create=False) as provider:
         items = provider.list_app_checkpoints(limit=limit)
     if _wants_json(session, json_):
         _emit_json([{"id": i.id, "name": i.name, "created_at": i.created_at} for i in items])
@@ -111,7 +113,7 @@ def app_list(session: Session, limit: int | None, json_: bool) -> None:
 @pass_session
 def app_delete(session: Session, checkpoint_ids: tuple[str, ...], json_: bool) -> None:
     """Delete app checkpoints by id."""
-    with _provider(session) as provider:
+    with _provider(session, create=False) as provider:
         deleted = [i for i in checkpoint_ids if provider.delete_app_checkpoint(i)]
     missing = [i for i in checkpoint_ids if i not in deleted]
     if _wants_json(session, json_):
@@ -125,7 +127,7 @@ def app_delete(session: Session, checkpoint_ids: tuple[str, ...], json_: bool) -
 
 def apply_policy(session: Session, yes: bool, as_json: bool) -> None:
     """``prune --policy``: apply the configured retention policy (a dry run unless ``yes``)."""
-    with _provider(session) as provider:
+    with _provider(session, create=False) as provider:
         if provider.retention_policy is None:
             raise ConfigError(
                 "prune --policy needs a retention policy: add a "
@@ -159,8 +161,9 @@ def rekey(session: Session, decrypt: bool, batch: int, json_: bool) -> None:
     transaction. Once it reports 0 left, older keys can be removed from the list.
     """
     from ._rekey import rekey as run_rekey
+    from .peewee_provider import PeeweeCheckpointProvider
 
-    with _provider(session) as provider:
+    with _provider(session, create=False) as provider:
         if not isinstance(provider, PeeweeCheckpointProvider):
             raise ConfigError(f"rekey works on the Peewee provider, not {type(provider).__name__}")
         with Progress("re-encrypting", None) as progress:

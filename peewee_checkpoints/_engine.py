@@ -25,18 +25,17 @@ from dataclasses import dataclass
 from typing import Any, TypeVar
 
 import peewee as pw
-from playhouse.pool import MaxConnectionsExceeded
+from playhouse.pool import MaxConnectionsExceeded, PooledDatabase
 
 from ._database import (
     SQLITE_BUSY_TIMEOUT,
     Backend,
-    Redactor,
-    chain,
     open_database,
     remove_sqlite_files,
 )
 from ._migrations import LOCK_TIMEOUT, MigrationRunner
 from ._profiles import BackendProfile, profile_for
+from ._redact import Redactor, chain
 from .errors import CheckpointError, StorageError
 
 __all__ = ["Engine"]
@@ -87,6 +86,8 @@ class Engine:
         self.database: Any = database
         """The Peewee database (pooled); reach it inside :meth:`run`."""
         self._profile = profile_for(target.backend, target.safe_url, target.name)
+        # Pooled: a call returns its connection. Otherwise (SQLite) each thread keeps its own.
+        self._pooled = isinstance(database, PooledDatabase)
         database._pc_on_connect = self._on_connect
         self._migrations = MigrationRunner(target, self._current_profile,
                                            migration_lock_timeout)
@@ -333,7 +334,7 @@ class Engine:
     def _release(self) -> None:
         """Give this thread's connection back to the pool (never inside a transaction)."""
         db = self.database
-        if db.in_transaction() or db.is_closed():
+        if not self._pooled or db.in_transaction() or db.is_closed():
             return
         try:
             db.close()

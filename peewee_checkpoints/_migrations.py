@@ -16,8 +16,9 @@ from peewee_migrate import Migrator, Router
 from peewee_migrate.models import MigrateHistory
 from playhouse.migrate import Operation
 
-from ._database import DatabaseTarget, chain
+from ._database import DatabaseTarget
 from ._profiles import BackendProfile
+from ._redact import chain
 from .errors import MigrationError
 
 log = logging.getLogger("peewee_checkpoints.migrations")

@@ -9,6 +9,7 @@ and running it again skips what is already there.
 from __future__ import annotations
 
 import json
+import re
 import time
 from collections.abc import Iterable, Iterator, Mapping
 from dataclasses import dataclass
@@ -48,11 +49,20 @@ def dumps_compact(value: dict[str, Any]) -> bytes:
 
 
 def dumps_pretty(value: Any) -> bytes:
-    """Indented JSON for people; exact like :func:`dumps_line` (big ints, lone surrogates)."""
+    """Indented JSON for people; exact like :func:`dumps_line` (big ints, lone surrogates).
+
+    Text stays as it is (``"café"``, not ``"caf\\u00e9"``) whichever encoder runs; only a lone
+    surrogate, which UTF-8 cannot hold, is written as a ``\\uXXXX`` escape.
+    """
     try:
         return orjson.dumps(value, option=orjson.OPT_INDENT_2)
     except (TypeError, orjson.JSONEncodeError):
-        return json.dumps(value, ensure_ascii=True, allow_nan=False, indent=2).encode()
+        text = json.dumps(value, ensure_ascii=False, allow_nan=False, indent=2)
+        # Outside strings JSON is ASCII, so every surrogate here is inside a string.
+        return _SURROGATE.sub(lambda m: f"\\u{ord(m[0]):04x}", text).encode()
+
+
+_SURROGATE = re.compile("[\ud800-\udfff]")
 
 
 def _parse_object(data: bytes | str, what: str) -> dict[str, Any]:
@@ -71,9 +81,11 @@ def _check_fields(obj: Mapping[str, Any], required: Iterable[str], optional: Ite
     allowed = set(required) | set(optional)
     unknown = [k for k in obj if k not in allowed]
     if unknown:
+        # The fields this record may have (store's have no id), in the order export writes.
+        fields = [name for name in RECORD_FIELDS if name in allowed]
         raise InvalidCheckpointError(
             f"{what} has unknown field(s) {', '.join(map(repr, unknown))}; "
-            f"the fields are {', '.join(RECORD_FIELDS)}"
+            f"the fields are {', '.join(fields)}"
         )
     missing = [k for k in required if k not in obj]
     if missing:

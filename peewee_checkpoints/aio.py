@@ -10,6 +10,8 @@ from concurrent.futures import ThreadPoolExecutor
 from types import TracebackType
 from typing import Any, TypeVar
 
+from ._cursor import check_order
+from ._validation import filter_values
 from .interface import CheckpointProvider
 from .records import (
     AppCheckpoint,
@@ -107,7 +109,7 @@ class AsyncCheckpointProvider:
             order=order,
         )
 
-    async def iter_checkpoints(
+    def iter_checkpoints(
         self,
         *,
         agent_id: str | None = None,
@@ -120,13 +122,19 @@ class AsyncCheckpointProvider:
         """Yield every match in listing order, fetching one page at a time off the loop.
 
         ``async for item in ap.iter_checkpoints(agent_id="a"): ...``; memory stays at one page
-        (the wrapped provider's ``iter_page_size`` items).
+        (the wrapped provider's ``iter_page_size`` items). As with the synchronous method, the
+        filters are checked at the call: a bad one raises here, not at the first item.
         """
+        filter_values(agent_id, session_id, agent_type, before, after)
+        check_order(order)
+        return self._iter_pages(agent_id=agent_id, session_id=session_id,
+                                agent_type=agent_type, before=before, after=after, order=order)
+
+    async def _iter_pages(self, **filters: Any) -> AsyncIterator[CheckpointListItem]:
         cursor: str | None = None
         while True:
             page = await self.page_checkpoints(
-                agent_id=agent_id, session_id=session_id, agent_type=agent_type, before=before,
-                after=after, limit=self._provider.iter_page_size, cursor=cursor, order=order,
+                **filters, limit=self._provider.iter_page_size, cursor=cursor,
             )
             for item in page.items:
                 yield item

@@ -1,30 +1,31 @@
 """The ``peewee-checkpoints`` command: look inside a checkpoint store, repair it and move it.
 
 ``main(argv=None) -> int`` never raises: errors print ``error: <message>`` on stderr and give
-exit code 2 (usage, config, invalid input), 1 (storage, not found) or 130 (interrupted); the
-traceback is shown only with ``-v``, and no password is ever printed.
+exit code 2 (usage, config, invalid input, a SQLite file that does not exist), 1 (storage, not
+found, a database without the package's tables) or 130 (interrupted); the traceback is shown
+only with ``-v``, and no password is ever printed. Commands that add no checkpoint (show, list,
+status, export, delete, prune, and copy's source) never create or migrate a database.
 """
 
 from __future__ import annotations
 
 import contextlib
 import datetime as dt
+import functools
 import itertools
+import operator
 import os
 import signal
 import sys
-import tempfile
 import threading
-import traceback
 from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass, field
 from typing import IO, TYPE_CHECKING, Any
 
 import click
 
-from . import _transfer as transfer
-from ._database import Redactor
-from .config import resolve_provider_config
+from ._defaults import DEFAULT_DB_URL
+from ._redact import Redactor, chain, url_redactor
 from .errors import (
     CheckpointError,
     ConfigError,
@@ -32,10 +33,25 @@ from .errors import (
     ProviderNotFoundError,
     StorageError,
 )
-from .interface import CheckpointProvider
-from .peewee_provider import DEFAULT_DB_URL, PeeweeCheckpointProvider
-from .records import CheckpointListItem
-from .registry import available_providers, create_provider, provider_errors
+
+# Peewee (with every driver it finds) and the modules built on it are imported by the commands
+# that use them, so that --help starts about as fast as click itself.
+if TYPE_CHECKING:
+    from . import _transfer as transfer
+    from .interface import CheckpointProvider
+    from .peewee_provider import PeeweeCheckpointProvider
+    from .records import CheckpointListItem
+else:
+    class _LazyModule:
+        def __init__(self, name: str) -> None:
+            self._name = name
+
+        def __getattr__(self, attr: str) -> Any:
+            import importlib
+
+            return getattr(importlib.import_module(self._name, __package__), attr)
+
+    transfer = _LazyModule("._transfer")
 
 __all__ = ["ENV_DB_URL", "main"]
 
@@ -62,9 +78,17 @@ class Interrupted(click.ClickException):
 
 
 class NotFound(click.ClickException):
-    """A checkpoint id that does not exist."""
+    """A checkpoint id that does not exist, or a database without the package's tables."""
 
     exit_code = EXIT_STORAGE
+
+
+class Failed(Exception):
+    """A package error retold with what the command had done before it (same exit code)."""
+
+    def __init__(self, message: str, cause: CheckpointError) -> None:
+        super().__init__(message)
+        self.cause = cause
 
 
 @dataclass
@@ -81,56 +105,124 @@ class Session:
 
     def redactor(self) -> Redactor:
         """Hides every password this run has seen (URLs given, and the chosen config's)."""
-        from urllib.parse import unquote, urlparse
+        return functools.reduce(operator.or_, map(url_redactor, self.urls),
+                                Redactor(*self.secrets))
 
-        secrets: list[str | None] = list(self.secrets)
-        for url in self.urls:
-            with contextlib.suppress(ValueError):
-                password = urlparse(url).password
-                secrets += [password, unquote(password) if password else None]
-        return Redactor(*secrets)
+    def chosen(self) -> str:
+        """How the user named the store, for messages."""
+        if self.db_url is None and self.provider_name is not None:
+            return f"--provider {self.provider_name}"
+        return "the chosen provider"
 
-    def open(self) -> CheckpointProvider:
+    def open(self, *, create: bool = True) -> CheckpointProvider:
         """The provider the global options select.
 
         Precedence: ``--db-url``; ``--config``/``--provider``; ``$PEEWEE_CHECKPOINTS_DB_URL``;
         then ``load_provider``'s own search ($PEEWEE_CHECKPOINTS_CONFIG, ./checkpoints.toml,
-        the embedded default ``sqlite:///checkpoints.db``).
+        the embedded default ``sqlite:///checkpoints.db``). With ``create=False``, a SQLite
+        file that does not exist is a ConfigError naming it, and nothing is created.
         """
         if self.db_url is not None:
             if self.config is not None or self.provider_name is not None:
                 raise click.UsageError("--db-url cannot be combined with --config or --provider")
-            return self._peewee(self.db_url)
+            return self._peewee(self.db_url, "--db-url", create=create)
         if self.config is None and self.provider_name is None and os.environ.get(ENV_DB_URL):
-            return self._peewee(os.environ[ENV_DB_URL])
-        return self.load(self.provider_name)
+            return self._peewee(os.environ[ENV_DB_URL], f"${ENV_DB_URL}", create=create)
+        return self.load(self.provider_name, "--provider", create=create)
 
-    def load(self, name: str | None) -> CheckpointProvider:
+    def load(self, name: str | None, option: str, *, create: bool = True) -> CheckpointProvider:
         """A provider from the config file (``--config`` or the default search).
 
         What ``load_provider`` does, in its two steps, so that the chosen provider's option
         values are known first: a traceback (``-v``) can then be scrubbed of any password
-        they hold, which the provider's own messages already leave out.
+        they hold, which the provider's own messages already leave out. ``option`` is the
+        flag that gave ``name``, for messages.
         """
-        chosen = resolve_provider_config(self.config, name=name)
+        from .config import resolve_provider_config
+
+        chosen = resolve_provider_config(self.config, name=name, name_option=option)
         for key, value in chosen.options.items():
             if isinstance(value, str):
                 if "://" in value:
                     self.urls.append(value)
                 elif any(word in key.lower() for word in _SECRET_WORDS):
                     self.secrets.append(value)
-        return create_provider(chosen.type, chosen.options,
-                               label=f"{chosen.source}: checkpoints.providers.{chosen.name}")
+        label = f"{chosen.source}: checkpoints.providers.{chosen.name}"
+        if not create and chosen.type == "peewee":
+            _require_sqlite_file(chosen.options.get("db_url", DEFAULT_DB_URL), label)
+        from .registry import create_provider
+
+        return create_provider(chosen.type, chosen.options, label=label)
 
     def open_target(self, target: str) -> CheckpointProvider:
         """``--to``: a db_url (anything with ``://``) or a provider name from the config."""
         if "://" in target:
-            return self._peewee(target)
-        return self.load(target)
+            return self._peewee(target, "--to")
+        return self.load(target, "--to")
 
-    def _peewee(self, url: str) -> PeeweeCheckpointProvider:
+    def _peewee(self, url: str, where: str, *, create: bool = True) -> PeeweeCheckpointProvider:
         self.urls.append(url)
+        if not create:
+            _require_sqlite_file(url, where)
+        from .peewee_provider import PeeweeCheckpointProvider
+
         return PeeweeCheckpointProvider(url)
+
+
+def _require_sqlite_file(url: object, where: str) -> None:
+    """Refuse a ``sqlite:///PATH`` URL whose file does not exist (commands that add nothing).
+
+    SQLite creates a missing file on connect, and the provider would then migrate it: a
+    mistyped path would show as an empty store, and leave a new database behind.
+    """
+    if not isinstance(url, str):
+        return
+    scheme, sep, rest = url.partition("://")
+    if not sep or scheme.lower().partition("+")[0] != "sqlite" or not rest.startswith("/"):
+        return
+    path = rest[1:].partition("?")[0]
+    if not path or path == ":memory:" or path.startswith("file:") or os.path.exists(path):
+        return
+    raise ConfigError(
+        f"no SQLite database at {os.path.abspath(path)} (from {where}), and {_command()} does "
+        f"not create one: check the path, or create the database with '{PROG} migrate' "
+        "(store and import create it too)"
+    )
+
+
+def _command() -> str:
+    """The running subcommand's name, for messages."""
+    ctx = click.get_current_context(silent=True)
+    return f"'{ctx.info_name}'" if ctx is not None and ctx.info_name else "this command"
+
+
+def _require_tables(provider: CheckpointProvider) -> None:
+    """Refuse a database without this package's tables, or on an older schema: commands that
+    add no checkpoint never migrate (the provider would on its first call)."""
+    from .peewee_provider import PeeweeCheckpointProvider
+
+    if not isinstance(provider, PeeweeCheckpointProvider):
+        return
+    pending = provider.pending_migrations()
+    if not pending:
+        return
+    if not provider.applied_migrations():
+        raise NotFound(f"no peewee-checkpoints tables in {provider.url}; run "
+                       f"'{PROG} migrate' to create them (store and import create them too)")
+    raise NotFound(f"{provider.url} needs the migration(s) {', '.join(pending)} first, and "
+                   f"{_command()} does not migrate: run '{PROG} migrate'")
+
+
+def _require_persistent(provider: CheckpointProvider, what: str) -> None:
+    """Refuse to write into a memory provider: it would be gone when the command exits."""
+    from .memory import MemoryCheckpointProvider
+
+    if isinstance(provider, MemoryCheckpointProvider):
+        raise ConfigError(
+            f"{what} is a memory provider, which keeps checkpoints only while this command "
+            "runs: what it wrote would vanish at exit. Use a database (a db_url, or a provider "
+            'of type = "peewee")'
+        )
 
 
 pass_session = click.make_pass_decorator(Session)
@@ -141,6 +233,11 @@ pass_session = click.make_pass_decorator(Session)
 
 def _stdout() -> IO[bytes]:
     return sys.stdout.buffer
+
+
+def _name(file: IO[bytes]) -> str:
+    """A FILE argument's name; ``<stdin>`` for standard input, whatever stream stands for it."""
+    return str(getattr(file, "name", "<stdin>"))
 
 
 def _emit_json(value: Any) -> None:
@@ -207,11 +304,13 @@ class Progress:
     (for a database that hangs); an uncommitted batch is then rolled back, never half kept.
     """
 
-    def __init__(self, label: str, length: int | None) -> None:
+    def __init__(self, label: str, length: Callable[[], int | None] | int | None) -> None:
         self._bar: Any = None
         self._requested = False
         self._previous: Any = None
         if sys.stderr.isatty():
+            if callable(length):
+                length = length()  # a count can cost a scan: only for a bar someone sees
             if length is None:
                 self._bar = click.progressbar(itertools.repeat(None), label=label,
                                               show_pos=True, file=sys.stderr)
@@ -246,19 +345,31 @@ class Progress:
             self._bar.__exit__(*exc)
 
 
-def _count(provider: CheckpointProvider) -> int | None:
-    """Rows in the store when that is cheap to know (the Peewee provider), else None."""
+def _count(session: Session, provider: CheckpointProvider) -> int | None:
+    """Rows in the store when that is cheap to know (the Peewee provider), else None.
+
+    The provider's own ``count_checkpoints`` when it has one; else, on the Peewee provider, a
+    COUNT(*) whose failure is a StorageError like the provider's own: password removed, and
+    the driver's error chained only when it shows no password.
+    """
+    counter = getattr(provider, "count_checkpoints", None)
+    if callable(counter):
+        return int(counter())
+    from .peewee_provider import PeeweeCheckpointProvider
+
     if not isinstance(provider, PeeweeCheckpointProvider):
         return None
     import peewee as pw
 
-    provider.migrate()  # the table must exist; a no-op query on a current database
+    failure: pw.PeeweeException
     try:
         return int(provider.model.select().count())
     except pw.PeeweeException as exc:
-        raise StorageError(
-            f"could not count checkpoints on {provider.url}: {type(exc).__name__}"
-        ) from exc
+        failure = exc
+    redact = session.redactor()
+    error = StorageError(redact(f"could not count checkpoints on {provider.url}: "
+                                f"{type(failure).__name__}: {failure}"))
+    raise chain(error, failure, redact)
 
 
 # -- the command group --------------------------------------------------------------------------
@@ -304,8 +415,13 @@ def _wants_json(session: Session, flag: bool) -> bool:
 
 
 @contextlib.contextmanager
-def _provider(session: Session) -> Iterator[CheckpointProvider]:
-    with session.open() as provider:
+def _provider(session: Session, *, create: bool = True) -> Iterator[CheckpointProvider]:
+    """The selected provider, closed at the end. ``create=False`` (commands that add nothing):
+    a missing SQLite file or a database without the package's tables is an error, and nothing
+    is created or migrated."""
+    with session.open(create=create) as provider:
+        if not create:
+            _require_tables(provider)
         yield provider
 
 
@@ -333,14 +449,19 @@ def migrate(session: Session, json_: bool) -> None:
 @_json_option
 @pass_session
 def status(session: Session, json_: bool) -> None:
-    """Show the store: backend, URL (password masked), migrations, row count."""
-    with _provider(session) as provider:
+    """Show the store: backend, URL (password masked), migrations, row count.
+
+    Creates and migrates nothing: a database without the tables shows every migration pending.
+    """
+    with session.open(create=False) as provider:
         info: dict[str, Any] = {"provider": type(provider).__name__}
+        from .peewee_provider import PeeweeCheckpointProvider
+
         if isinstance(provider, PeeweeCheckpointProvider):
             applied, pending = provider.applied_migrations(), provider.pending_migrations()
             info.update(backend=provider.backend, url=provider.url,
                         applied_migrations=applied, pending_migrations=pending,
-                        checkpoints=_count(provider) if not pending else None)
+                        checkpoints=_count(session, provider) if not pending else None)
         else:
             info["checkpoints"] = sum(1 for _ in transfer.iter_items(provider))
         if _wants_json(session, json_):
@@ -374,8 +495,9 @@ def store(session: Session, file: IO[bytes], json_: bool) -> None:
     The JSON object has name, agent_id and state, and optionally session_id, agent_type and
     created_at (epoch ms; default now). FILE defaults to stdin.
     """
-    checkpoint = transfer.named_from_json(file.read(), f"the checkpoint in {file.name}")
+    checkpoint = transfer.named_from_json(file.read(), f"the checkpoint in {_name(file)}")
     with _provider(session) as provider:
+        _require_persistent(provider, session.chosen())
         checkpoint_id = provider.store_checkpoint(checkpoint)
     if _wants_json(session, json_):
         _emit_json({"id": checkpoint_id})
@@ -385,10 +507,11 @@ def store(session: Session, file: IO[bytes], json_: bool) -> None:
 
 @cli.command()
 @click.argument("checkpoint_id", metavar="ID")
+@click.option("--json", "json_", is_flag=True, help="Print JSON (what show always prints).")
 @pass_session
-def show(session: Session, checkpoint_id: str) -> None:
+def show(session: Session, checkpoint_id: str, json_: bool) -> None:
     """Print one checkpoint, state included, as JSON."""
-    with _provider(session) as provider:
+    with _provider(session, create=False) as provider:
         checkpoint = provider.retrieve_checkpoint(checkpoint_id)
     if checkpoint is None:
         raise NotFound(f"no checkpoint with id {checkpoint_id!r}")
@@ -410,7 +533,7 @@ def list_(  # noqa: PLR0917 - click passes options as arguments
     """List checkpoints, newest first, as a table (times in local time) or JSON."""
     filters = {"agent_id": agent, "session_id": session_id, "agent_type": agent_type,
                "before": before, "after": after}
-    with _provider(session) as provider:
+    with _provider(session, create=False) as provider:
         items = itertools.islice(transfer.iter_items(provider, **filters), limit)
         if _wants_json(session, json_):
             _write_json_array(items)
@@ -428,28 +551,37 @@ def _write_json_array(items: Iterator[CheckpointListItem]) -> None:
     out.flush()
 
 
-_TABLE = (("ID", "id"), ("NAME", "name"), ("AGENT", "agent_id"), ("SESSION", "session_id"),
-          ("TYPE", "agent_type"), ("CREATED (local time)", "created_at"))
-_TABLE_SAMPLE = 1000  # column widths come from the first rows; the listing itself streams
+_LISTING = (("ID", "id"), ("NAME", "name"), ("AGENT", "agent_id"), ("SESSION", "session_id"),
+            ("TYPE", "agent_type"), ("CREATED (local time)", "created_at"))
+_TABLE_SAMPLE = 1000  # column widths come from the first rows; the rest streams
 
 
 def _write_table(items: Iterator[CheckpointListItem]) -> None:
-    def cells(item: CheckpointListItem) -> list[str]:
-        return [local_time(item.created_at) if attr == "created_at" else str(getattr(item, attr))
-                for _, attr in _TABLE]
+    rows = ([local_time(item.created_at) if attr == "created_at" else str(getattr(item, attr))
+             for _, attr in _LISTING] for item in items)
+    if not _print_table([title for title, _ in _LISTING], rows):
+        _info("(no checkpoints)")
 
-    first = [cells(item) for item in itertools.islice(items, _TABLE_SAMPLE)]
+
+def _print_table(header: list[str], rows: Iterator[list[str]]) -> int:
+    """Print aligned columns, widths from the header and the first rows; returns the rows.
+
+    Rows stream: only the first :data:`_TABLE_SAMPLE` are held to measure the columns (a
+    later, longer cell just pushes its line to the right).
+    """
+    first = list(itertools.islice(rows, _TABLE_SAMPLE))
     widths = [max([len(title), *(len(row[i]) for row in first)])
-              for i, (title, _) in enumerate(_TABLE)]
+              for i, title in enumerate(header)]
 
     def line(row: list[str]) -> str:
         return "  ".join(v.ljust(w) for v, w in zip(row, widths, strict=True)).rstrip()
 
-    click.echo(line([title for title, _ in _TABLE]))
-    for row in itertools.chain(first, (cells(item) for item in items)):
+    click.echo(line(header))
+    count = 0
+    for row in itertools.chain(first, rows):
         click.echo(line(row))
-    if not first:
-        _info("(no checkpoints)")
+        count += 1
+    return count
 
 
 @cli.command()
@@ -460,7 +592,7 @@ def delete(session: Session, checkpoint_ids: tuple[str, ...], json_: bool) -> No
     """Delete checkpoints by id; exit code 1 if any id did not exist."""
     deleted: list[str] = []
     missing: list[str] = []
-    with _provider(session) as provider:
+    with _provider(session, create=False) as provider:
         for checkpoint_id in checkpoint_ids:
             (deleted if provider.delete_checkpoint(checkpoint_id) else missing).append(
                 checkpoint_id)
@@ -496,7 +628,7 @@ def prune(  # noqa: PLR0917 - click passes options as arguments
         return apply_policy(session, yes and not dry_run, _wants_json(session, json_))
     if before is None and keep_last_per_agent is None:
         raise click.UsageError("prune needs --before and/or --keep-last-per-agent")
-    with _provider(session) as provider:
+    with _provider(session, create=False) as provider:
         count = provider.prune(before=before, keep_last_per_agent=keep_last_per_agent,
                                dry_run=dry_run)
     if _wants_json(session, json_):
@@ -512,10 +644,15 @@ def prune(  # noqa: PLR0917 - click passes options as arguments
 @cli.command("export")
 @click.option("--out", "out_path", type=click.Path(dir_okay=False, writable=True), metavar="FILE",
               help="Write to FILE (atomically, readable by you only) instead of stdout.")
+@click.option("--json", "json_", is_flag=True,
+              help="With --out, print the summary as JSON on stdout (the data is JSON Lines).")
 @pass_session
-def export_(session: Session, out_path: str | None) -> None:
+def export_(session: Session, out_path: str | None, json_: bool) -> None:
     """Write every checkpoint as JSON Lines, one per line with its id (streamed)."""
-    with _provider(session) as provider, Progress("exporting", _count(provider)) as progress:
+    with (
+        _provider(session, create=False) as provider,
+        Progress("exporting", functools.partial(_count, session, provider)) as progress,
+    ):
         try:
             if out_path is None:
                 count = transfer.export_lines(provider, _stdout(), progress)
@@ -526,13 +663,18 @@ def export_(session: Session, out_path: str | None) -> None:
                 f"interrupted; {out_path} was not written" if out_path
                 else "interrupted; the output is incomplete"
             ) from None
-    _info(f"exported {count} checkpoint{'s' * (count != 1)}")
+    if out_path is not None and _wants_json(session, json_):
+        _emit_json({"exported": count, "out": out_path})
+    else:
+        _info(f"exported {count} checkpoint{'s' * (count != 1)}")
 
 
 def _export_to_file(provider: CheckpointProvider, path: str, progress: Progress) -> int:
     # A temporary file in the same directory, renamed at the end: an interrupted export never
     # leaves a truncated file under the requested name. mkstemp creates it mode 0600: states
     # are private data.
+    import tempfile
+
     fd, temp = tempfile.mkstemp(dir=os.path.dirname(os.path.abspath(path)),
                                 prefix=".export-", suffix=".jsonl.tmp")
     try:
@@ -558,11 +700,12 @@ def import_(session: Session, file: IO[bytes], json_: bool) -> None:
     length = None
     with contextlib.suppress(OSError, ValueError, AttributeError):
         stat = os.fstat(file.fileno())
-        length = stat.st_size if stat.st_size and os.path.isfile(file.name) else None
+        length = stat.st_size if stat.st_size and os.path.isfile(_name(file)) else None
     with _provider(session) as provider, Progress("importing", length) as progress:
+        _require_persistent(provider, session.chosen())
         try:
             transfer.import_lines(provider, file, counts, progress,
-                                  "stdin" if file.name == "<stdin>" else file.name)
+                                  "stdin" if _name(file) == "<stdin>" else _name(file))
         except KeyboardInterrupt:
             raise Interrupted(
                 f"interrupted after importing {counts.written} and skipping {counts.skipped}; "
@@ -570,9 +713,9 @@ def import_(session: Session, file: IO[bytes], json_: bool) -> None:
             ) from None
         except CheckpointError as exc:
             if counts.written:
-                raise type(exc)(
+                raise Failed(
                     f"{exc} ({counts.written} imported before it are kept, and skipped when "
-                    "you import again)"
+                    "you import again)", exc
                 ) from exc
             raise
     _report(session, json_, "imported", counts)
@@ -587,10 +730,11 @@ def copy(session: Session, target: str, json_: bool) -> None:
     """Copy every checkpoint, with its id, to another store; re-runs copy only what is missing."""
     counts = transfer.TransferCounts()
     with (
-        _provider(session) as source,
+        _provider(session, create=False) as source,
         session.open_target(target) as dest,
-        Progress("copying", _count(source)) as progress,
+        Progress("copying", functools.partial(_count, session, source)) as progress,
     ):
+        _require_persistent(dest, f"--to {target}")
         try:
             transfer.copy_all(source, dest, counts, progress)
         except KeyboardInterrupt:
@@ -623,6 +767,8 @@ def providers(session: Session, json_: bool) -> None:
 
     Each one is imported to check that it loads; exit code 1 if any does not.
     """
+    from .registry import available_providers, provider_errors
+
     found = available_providers()
     problems = provider_errors()
     rows = [
@@ -633,16 +779,12 @@ def providers(session: Session, json_: bool) -> None:
     if _wants_json(session, json_):
         _emit_json(rows)
     else:
-        table: list[list[str]] = [["TYPE", "DISTRIBUTION", "VERSION", "OBJECT", "STATUS"]]
-        table += [
+        table = (
             [info.name, info.distribution or "?", info.version or "?", info.value,
              "broken" if name in problems else "ok"]
             for name, info in found.items()
-        ]
-        widths = [max(len(row[i]) for row in table) for i in range(len(table[0]))]
-        for row in table:
-            click.echo("  ".join(v.ljust(w) for v, w in zip(row, widths, strict=True)).rstrip())
-        if not rows:
+        )
+        if not _print_table(["TYPE", "DISTRIBUTION", "VERSION", "OBJECT", "STATUS"], table):
             _info("(no providers installed)")
     if problems:
         raise click.ClickException("; ".join(str(e) for e in problems.values()))
@@ -654,9 +796,14 @@ def providers(session: Session, json_: bool) -> None:
 def main(argv: Sequence[str] | None = None) -> int:
     """Run the command line; returns the exit code (0 ok, 1 storage, 2 usage, 130 Ctrl-C)."""
     session = Session()
+    args = list(sys.argv[1:] if argv is None else argv)
+    if not args:
+        # A bare command asks what it can do: the help, as --help prints it, and no error.
+        with click.Context(cli, info_name=PROG, **cli.context_settings) as ctx:
+            click.echo(cli.get_help(ctx))
+        return 0
     try:
-        result = cli.main(args=list(argv) if argv is not None else None, prog_name=PROG,
-                          standalone_mode=False, obj=session)
+        result = cli.main(args=args, prog_name=PROG, standalone_mode=False, obj=session)
         return result if isinstance(result, int) else 0
     except click.ClickException as exc:
         hint = None
@@ -672,9 +819,10 @@ def main(argv: Sequence[str] | None = None) -> int:
         return EXIT_BROKEN_PIPE
     except SystemExit as exc:  # click's own quiet exit when stdout is a closed pipe
         return exc.code if isinstance(exc.code, int) else EXIT_STORAGE
+    except Failed as exc:
+        return _fail(session, str(exc), code=_exit_code(exc.cause), exc=exc)
     except CheckpointError as exc:
-        code = EXIT_USAGE if isinstance(exc, _USAGE_ERRORS) else EXIT_STORAGE
-        return _fail(session, str(exc), code=code, exc=exc)
+        return _fail(session, str(exc), code=_exit_code(exc), exc=exc)
     except OSError as exc:
         return _fail(session, str(exc), code=EXIT_STORAGE, exc=exc)
     except Exception as exc:  # a bug still gets a one-line report, not a dump
@@ -682,10 +830,16 @@ def main(argv: Sequence[str] | None = None) -> int:
                               "traceback and report it)", code=EXIT_STORAGE, exc=exc)
 
 
+def _exit_code(exc: CheckpointError) -> int:
+    return EXIT_USAGE if isinstance(exc, _USAGE_ERRORS) else EXIT_STORAGE
+
+
 def _fail(session: Session, message: str, hint: str | None = None, *, code: int,
           exc: BaseException | None = None) -> int:
     redact = session.redactor()
     if session.verbose and exc is not None:
+        import traceback
+
         click.echo(redact("".join(traceback.format_exception(exc))).rstrip(), err=True)
     click.echo(redact(f"error: {message.rstrip()}"), err=True)
     if hint:

@@ -20,9 +20,9 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Union
 
+from ._defaults import DEFAULT_DB_URL
 from .errors import ConfigError, ProviderNotFoundError
 from .interface import CheckpointProvider
-from .peewee_provider import DEFAULT_DB_URL
 from .registry import create_provider
 from .retention import RetentionPolicy
 
@@ -41,6 +41,7 @@ __all__ = [
     "load_provider",
     "read_config",
     "resolve_provider_config",
+    "resolve_sqlite_path",
 ]
 
 #: Environment variable naming the config file used when ``load_provider`` gets no config.
@@ -172,12 +173,15 @@ def _read_toml(path: Path, why: str) -> Mapping[str, Any]:
 
 
 def resolve_provider_config(
-    config: ConfigSource = None, *, name: str | None = None
+    config: ConfigSource = None, *, name: str | None = None, name_option: str = "name="
 ) -> ProviderConfig:
     """Read the config and pick one provider: ``name``, else ``active``, else the only one.
 
     Only the chosen provider's values (and ``active``) are expanded, so an unset variable in a
-    provider that is not used is not an error.
+    provider that is not used is not an error. A relative SQLite path in a ``db_url`` read
+    from a file is relative to that file's folder (see :func:`resolve_sqlite_path`).
+    ``name_option`` is how the caller's user passes ``name`` (``"--provider"`` on the command
+    line), for messages.
 
     Raises:
         ConfigError: see :func:`read_config`; a table of the wrong shape; an unset variable.
@@ -203,7 +207,7 @@ def resolve_provider_config(
             if len(providers) != 1:
                 raise ConfigError(
                     f"{source}: several providers are defined ({defined}) and checkpoints.active "
-                    "does not say which to use; set it, or pass name="
+                    f"does not say which to use; set it, or pass {name_option}"
                 )
             name = next(iter(providers))
             asked = "the only one defined"
@@ -214,7 +218,13 @@ def resolve_provider_config(
             name = active
             asked = "from checkpoints.active"
     else:
-        asked = "from name="
+        asked = f"from {name_option}"
+    if source == "<default>" and name not in providers:
+        raise ProviderNotFoundError(
+            f"no provider named {name!r} ({asked}): no config file was found (neither "
+            f"${CONFIG_ENV_VAR} nor ./{DEFAULT_CONFIG_FILE}), so the only provider is the "
+            f"default one, on {DEFAULT_DB_URL}"
+        )
     if not isinstance(name, str) or name not in providers:
         raise ProviderNotFoundError(
             f"{source}: no provider named {name!r} ({asked}) is defined; defined: {defined}"
@@ -235,7 +245,26 @@ def resolve_provider_config(
         # create_provider gives the policy to the provider (any type) as retention_policy.
         options["retention"] = RetentionPolicy.from_mapping(options["retention"],
                                                             f"{where}.retention")
+    if source not in ("<mapping>", "<default>") and isinstance(options.get("db_url"), str):
+        options["db_url"] = resolve_sqlite_path(options["db_url"], Path(source).parent)
     return ProviderConfig(name=name, type=kind, options=options, source=source)
+
+
+def resolve_sqlite_path(db_url: str, folder: str | os.PathLike[str]) -> str:
+    """``db_url`` with a relative SQLite file path made absolute against ``folder``.
+
+    A config file's ``db_url = "sqlite:///checkpoints.db"`` names the file next to the config
+    file, wherever the program runs from. Other URLs, absolute paths (four slashes),
+    ``:memory:`` and ``file:`` URIs come back unchanged; so does the query string.
+    """
+    scheme, sep, rest = db_url.partition("://")
+    if not sep or scheme.lower().partition("+")[0] != "sqlite" or not rest.startswith("/"):
+        return db_url
+    path, query_sep, query = rest[1:].partition("?")
+    if not path or path == ":memory:" or path.startswith("file:") or os.path.isabs(path):
+        return db_url
+    resolved = os.path.abspath(os.path.join(folder, path))
+    return f"{scheme}:///{resolved}{query_sep}{query}"
 
 
 def load_provider(config: ConfigSource = None, *, name: str | None = None) -> CheckpointProvider:

@@ -242,8 +242,9 @@ class CheckpointProvider(ABC):
     ) -> Iterator[CheckpointListItem]:
         """Yield every matching checkpoint in listing order, one page in memory at a time.
 
-        Filters and ``order`` are those of :meth:`list_checkpoints`. Checkpoints stored or
-        deleted while iterating may or may not be seen, but none is yielded twice.
+        Filters and ``order`` are those of :meth:`list_checkpoints`, checked at the call (a
+        bad one raises here, not at the first ``next()``). Checkpoints stored or deleted while
+        iterating may or may not be seen, but none is yielded twice.
         """
         check_order(order)
         values = filter_values(agent_id, session_id, agent_type, before, after)

@@ -7,7 +7,7 @@ import threading
 from typing import NamedTuple
 
 from ._app import check_app_checkpoint, check_stored_app_checkpoint
-from ._codec import decode_state, encode_state
+from ._codec import encode_state, unpack_state
 from ._cursor import check_order
 from ._ids import new_id
 from ._validation import (
@@ -35,7 +35,8 @@ class _Row(NamedTuple):
     id: str
     name: str
     agent_id: str
-    state: bytes  # encoded JSON: nothing the caller holds can change it, nor it the caller's
+    # (state_codec, encoded JSON): nothing the caller holds can change it, nor it the caller's
+    state: tuple[int, bytes]
     session_id: str
     agent_type: str
     created_at: int
@@ -60,8 +61,8 @@ class MemoryCheckpointProvider(CheckpointProvider):
         self._rows: dict[str, _Row] = {}
         # (created_at, id) ascending, so a listing walks it backwards: newest first.
         self._order: list[tuple[int, str]] = []
-        # App checkpoints: id -> (name, encoded state, created_at), and their order.
-        self._apps: dict[str, tuple[str, bytes, int]] = {}
+        # App checkpoints: id -> (name, (state_codec, encoded state), created_at), and order.
+        self._apps: dict[str, tuple[str, tuple[int, bytes], int]] = {}
         self._app_order: list[tuple[int, str]] = []
 
     def __repr__(self) -> str:
@@ -79,7 +80,9 @@ class MemoryCheckpointProvider(CheckpointProvider):
         named = check_stored_checkpoint(checkpoint)
         return self._add(checkpoint.id, named, encode_state(checkpoint.state))
 
-    def _add(self, checkpoint_id: str, checkpoint: NamedCheckpoint, data: bytes) -> bool:
+    def _add(
+        self, checkpoint_id: str, checkpoint: NamedCheckpoint, data: tuple[int, bytes]
+    ) -> bool:
         row = _Row(checkpoint_id, checkpoint.name, checkpoint.agent_id, data,
                    checkpoint.session_id, checkpoint.agent_type, checkpoint.created_at)
         with self._lock:
@@ -98,7 +101,7 @@ class MemoryCheckpointProvider(CheckpointProvider):
         if row is None:
             return None
         return StoredCheckpoint(
-            id=row.id, name=row.name, agent_id=row.agent_id, state=decode_state(row.state),
+            id=row.id, name=row.name, agent_id=row.agent_id, state=unpack_state(*row.state),
             session_id=row.session_id, agent_type=row.agent_type, created_at=row.created_at,
         )
 
@@ -202,7 +205,8 @@ class MemoryCheckpointProvider(CheckpointProvider):
         plain = check_stored_app_checkpoint(checkpoint)
         return self._add_app(checkpoint.id, plain, encode_state(checkpoint.state))
 
-    def _add_app(self, checkpoint_id: str, checkpoint: AppCheckpoint, data: bytes) -> bool:
+    def _add_app(self, checkpoint_id: str, checkpoint: AppCheckpoint,
+                 data: tuple[int, bytes]) -> bool:
         with self._lock:
             if checkpoint_id in self._apps:
                 return False
@@ -219,7 +223,7 @@ class MemoryCheckpointProvider(CheckpointProvider):
         if found is None:
             return None
         name, data, created_at = found
-        return StoredAppCheckpoint(id=checkpoint_id, name=name, state=decode_state(data),
+        return StoredAppCheckpoint(id=checkpoint_id, name=name, state=unpack_state(*data),
                                    created_at=created_at)
 
     def list_app_checkpoints(self, *, limit: int | None = None) -> list[AppCheckpointListItem]:
@@ -238,7 +242,7 @@ class MemoryCheckpointProvider(CheckpointProvider):
                 return None
             checkpoint_id = self._app_order[-1][1]
             name, data, created_at = self._apps[checkpoint_id]
-        return StoredAppCheckpoint(id=checkpoint_id, name=name, state=decode_state(data),
+        return StoredAppCheckpoint(id=checkpoint_id, name=name, state=unpack_state(*data),
                                    created_at=created_at)
 
     def delete_app_checkpoint(self, checkpoint_id: str) -> bool:

@@ -12,6 +12,7 @@ from ._app_store import AppStore
 from ._codec import pack_state, unpack_state
 from ._crypto import Keyring, parse_keys, row_aad
 from ._cursor import check_order, decode_cursor, encode_cursor
+from ._defaults import DEFAULT_DB_URL
 from ._engine import Engine
 from ._ids import new_id
 from ._migrations import LOCK_TIMEOUT
@@ -49,8 +50,6 @@ __all__ = ["DEFAULT_DB_URL", "ENCRYPTION_KEYS_ENV", "PeeweeCheckpointProvider"]
 #: Where ``encryption_keys`` come from when the option is not given (comma-separated).
 ENCRYPTION_KEYS_ENV = "PEEWEE_CHECKPOINTS_ENCRYPTION_KEYS"
 
-#: The embedded default: a SQLite file in the working directory.
-DEFAULT_DB_URL = "sqlite:///checkpoints.db"
 
 # Agents prune reads per query when applying keep_last_per_agent.
 _AGENT_BATCH = 500

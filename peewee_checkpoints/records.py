@@ -74,7 +74,7 @@ class StoredCheckpoint:
         )
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, init=False)
 class CheckpointListItem:
     """One row of a listing: every field of :class:`StoredCheckpoint` except ``state``."""
 
@@ -91,23 +91,27 @@ class CheckpointListItem:
     created_at: int = 0
     """Creation time in epoch milliseconds."""
 
+    def __init__(  # noqa: PLR0917 - the dataclass's own signature, positional like it
+        self,
+        id: str,
+        name: str,
+        agent_id: str,
+        session_id: str = "",
+        agent_type: str = "",
+        created_at: int = 0,
+    ) -> None:
+        # The generated __init__ of a frozen dataclass sets each field through
+        # object.__setattr__ (2 us a record, more than the database takes to return the row);
+        # writing the instance dict is what it amounts to, three times faster. Listings build
+        # thousands of these.
+        d = self.__dict__
+        d["id"], d["name"], d["agent_id"] = id, name, agent_id
+        d["session_id"], d["agent_type"], d["created_at"] = session_id, agent_type, created_at
+
 
 def list_items(rows: Iterable[Sequence[Any]]) -> list[CheckpointListItem]:
-    """Build listing records from rows holding the fields in declaration order.
-
-    The same records the constructor makes, four times faster: a frozen dataclass sets each
-    field through ``object.__setattr__``, which costs 2 us a record, more than the database
-    takes to return the row. Listing 1,000 checkpoints should not be dominated by that.
-    """
-    new = object.__new__
-    cls = CheckpointListItem
-    items = []
-    for row in rows:
-        item = new(cls)
-        d = item.__dict__
-        d["id"], d["name"], d["agent_id"], d["session_id"], d["agent_type"], d["created_at"] = row
-        items.append(item)
-    return items
+    """Build listing records from rows holding the fields in declaration order."""
+    return [CheckpointListItem(*row) for row in rows]
 
 
 @dataclass

@@ -3,10 +3,19 @@
 from __future__ import annotations
 
 import asyncio
+from pathlib import Path
+from typing import Any
 
 import pytest
 
-from peewee_checkpoints import NamedCheckpoint, PeeweeCheckpointProvider, StoredCheckpoint
+from peewee_checkpoints import (
+    CheckpointProvider,
+    InvalidCheckpointError,
+    MemoryCheckpointProvider,
+    NamedCheckpoint,
+    PeeweeCheckpointProvider,
+    StoredCheckpoint,
+)
 from peewee_checkpoints.aio import AsyncCheckpointProvider
 
 
@@ -86,13 +95,34 @@ def test_close_releases_the_connections_of_the_pool_threads(db_url: str) -> None
     async def scenario() -> None:
         ap = AsyncCheckpointProvider(provider, max_workers=4)
         await asyncio.gather(*(ap.store_checkpoint(_cp(i)) for i in range(20)))
-        pool = provider.database
-        # Every call returns its connection to the provider's pool: none stays in use, and
-        # the pool holds no more connections than calls ran at once.
-        assert not pool._in_use
-        assert 1 <= len(pool._connections) <= 4
+        db = provider.database
+        # At most one connection per worker, whether pooled (servers: returned after each
+        # call) or kept per thread (SQLite).
+        assert 1 <= _open_connections(db) <= 4
         await ap.close()
-        assert not pool._in_use
-        assert pool._connections == []
+        assert _open_connections(db) == 0
 
     asyncio.run(scenario())
+
+
+def test_iter_checkpoints_checks_its_filters_at_the_call_like_the_sync_one(tmp_path: Path) -> None:
+    bad: dict[str, Any] = {"agent_id": 5}
+
+    async def scenario(provider: CheckpointProvider) -> None:
+        with pytest.raises(InvalidCheckpointError, match="agent_id"):
+            provider.iter_checkpoints(**bad)  # not at the first next()
+        async with AsyncCheckpointProvider(provider) as ap:
+            with pytest.raises(InvalidCheckpointError, match="agent_id"):
+                ap.iter_checkpoints(**bad)  # not at the first __anext__()
+            with pytest.raises(InvalidCheckpointError, match="before"):
+                ap.iter_checkpoints(before="yesterday")  # type: ignore[arg-type]
+            assert [i.id async for i in ap.iter_checkpoints(agent_id="a")] == []
+
+    asyncio.run(scenario(PeeweeCheckpointProvider(f"sqlite:///{tmp_path / 'c.db'}")))
+    asyncio.run(scenario(MemoryCheckpointProvider()))
+
+
+def _open_connections(db: Any) -> int:
+    if hasattr(db, "_in_use"):  # playhouse's pool: idle plus checked out
+        return len(db._connections) + len(db._in_use)
+    return len(db._pc_live)  # SQLite's connection per thread

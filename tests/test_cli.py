@@ -1,4 +1,10 @@
-"""The command line, driven as a subprocess (``python -m peewee_checkpoints``) on every backend."""
+"""The command line on every backend.
+
+Most tests run ``main(ARGS)`` in this process under click's ``CliRunner`` isolation (its own
+stdin, stdout, stderr and environment), which is what ``peewee-checkpoints ARGS`` runs. A few
+need a real process and start one: the console script and ``python -m`` (the same program),
+Ctrl-C (a signal to a running copy), and peak memory.
+"""
 
 from __future__ import annotations
 
@@ -9,15 +15,25 @@ import subprocess
 import sys
 import time
 from collections.abc import Iterator
+from dataclasses import dataclass
 from importlib.metadata import version
 from pathlib import Path
 from typing import Any
 
+import peewee as pw
 import pytest
+from click.testing import CliRunner
 
-from peewee_checkpoints import NamedCheckpoint, PeeweeCheckpointProvider, StoredCheckpoint
+from peewee_checkpoints import (
+    MemoryCheckpointProvider,
+    NamedCheckpoint,
+    PeeweeCheckpointProvider,
+    StorageError,
+    StoredCheckpoint,
+)
+from peewee_checkpoints import cli as cli_module
 from peewee_checkpoints._ids import new_id
-from peewee_checkpoints.cli import local_time
+from peewee_checkpoints.cli import local_time, main
 
 from .conftest import make_db_url
 
@@ -26,24 +42,56 @@ EXAMPLE = REPO / "examples" / "checkpoint.json"
 _ENV_VARS = ("PEEWEE_CHECKPOINTS_DB_URL", "PEEWEE_CHECKPOINTS_CONFIG")
 
 
+@dataclass
+class Result:
+    """What a run of the command line left: its exit code and its two output streams."""
+
+    returncode: int
+    stdout: bytes
+    stderr: bytes
+
+
+def _runner() -> CliRunner:
+    try:  # click < 8.2 mixes stderr into stdout unless told not to
+        return CliRunner(mix_stderr=False)  # type: ignore[call-arg]
+    except TypeError:  # click >= 8.2: always separate
+        return CliRunner()
+
+
 def cli(*args: str, cwd: Path, input: bytes | None = None, env: dict[str, str] | None = None,
-        check: bool = True) -> subprocess.CompletedProcess[bytes]:
-    """Run ``python -m peewee_checkpoints ARGS`` in ``cwd`` with a clean environment."""
+        check: bool = True) -> Result:
+    """Run ``peewee-checkpoints ARGS`` in this process, in ``cwd``, with a clean environment."""
+    environ: dict[str, str | None] = {var: None for var in _ENV_VARS}
+    environ.update(env or {})
+    before = Path.cwd()
+    os.chdir(cwd)
+    try:
+        with _runner().isolation(input=input, env=environ) as streams:
+            code = main(list(args))
+            sys.stdout.flush()
+            sys.stderr.flush()
+            result = Result(code, streams[0].getvalue(), streams[1].getvalue())
+    finally:
+        os.chdir(before)
+    if check and result.returncode != 0:
+        raise AssertionError(f"exit {result.returncode}: {result.stderr.decode()}")
+    return result
+
+
+def process(*args: str, cwd: Path, env: dict[str, str] | None = None,
+            program: list[str] | None = None) -> subprocess.CompletedProcess[bytes]:
+    """Run ``python -m peewee_checkpoints ARGS`` (or ``program``) as a real process."""
     full_env = {k: v for k, v in os.environ.items() if k not in _ENV_VARS}
     full_env.update(env or {})
-    proc = subprocess.run([sys.executable, "-m", "peewee_checkpoints", *args], cwd=cwd,
-                          input=input, env=full_env, capture_output=True, timeout=300,
-                          check=False)
-    if check and proc.returncode != 0:
-        raise AssertionError(f"exit {proc.returncode}: {proc.stderr.decode()}")
-    return proc
+    return subprocess.run([*(program or [sys.executable, "-m", "peewee_checkpoints"]), *args],
+                          cwd=cwd, env=full_env, capture_output=True, timeout=300, check=False)
 
 
-def out(proc: subprocess.CompletedProcess[bytes]) -> str:
+def out(proc: Result | subprocess.CompletedProcess[bytes]) -> str:
     return proc.stdout.decode()
 
 
-def err(proc: subprocess.CompletedProcess[bytes]) -> str:
+def err(proc: Result | subprocess.CompletedProcess[bytes]) -> str:
     return proc.stderr.decode()
 
 
@@ -170,6 +218,8 @@ def test_list_filters_match_the_providers_listing(db_url: str, tmp: Path) -> Non
 
 
 def test_migrate_and_status(db_url: str, tmp: Path) -> None:
+    if db_url.startswith("sqlite:"):
+        Path(db_url.removeprefix("sqlite:///")).touch()  # status creates no database
     before = json.loads(out(cli("--db-url", db_url, "status", "--json", cwd=tmp)))
     assert before["applied_migrations"] == [] and before["checkpoints"] is None
     assert "001_initial" in before["pending_migrations"]
@@ -259,7 +309,10 @@ def test_copy_to_a_url_and_back_copies_only_what_is_missing(
         (["store"], b"{not json", "error: the checkpoint in <stdin> is not valid JSON"),
         (["store"], b'{"name": "n", "state": {}}', "lacks the field(s) agent_id"),
         (["store"], b'{"name": "n", "agent_id": "a", "state": {}, "colour": 1}',
-         "unknown field(s) 'colour'"),
+         "unknown field(s) 'colour'; the fields are name, agent_id, session_id, agent_type, "
+         "created_at, state\n"),
+        (["import"], b'{"id": "A", "name": "n", "agent_id": "a", "state": {}, "colour": 1}',
+         "the fields are id, name, agent_id, session_id, agent_type, created_at, state\n"),
         (["store"], b'{"name": "n", "agent_id": "a", "state": {"x": NaN}}', "error: state"),
         (["store"], b'{"id": "X", "name": "n", "agent_id": "a", "state": {}}', "use import"),
         (["store"], b'{"name": "", "agent_id": "a", "state": {}}', "name must not be empty"),
@@ -365,10 +418,228 @@ def test_python_m_and_the_console_script_are_the_same_program(tmp: Path) -> None
     script = Path(sys.executable).parent / "peewee-checkpoints"
     if not script.exists():
         pytest.skip("the console script is not installed next to this interpreter")
-    help_m = out(cli("--help", cwd=tmp))
-    proc = subprocess.run([str(script), "--help"], cwd=tmp, capture_output=True, check=True)
-    assert proc.stdout.decode() == help_m
-    assert "Usage: peewee-checkpoints" in help_m
+    help_m = process("--help", cwd=tmp)
+    assert help_m.returncode == 0 and "Usage: peewee-checkpoints" in out(help_m)
+    assert out(process("--help", cwd=tmp, program=[str(script)])) == out(help_m)
+    # With no arguments at all: the same help, on stdout, and no error (exit 0).
+    bare = process(cwd=tmp, program=[str(script)])
+    assert (bare.returncode, out(bare), err(bare)) == (0, out(help_m), "")
+    failed = process("show", cwd=tmp)
+    assert failed.returncode == 2 and err(failed).startswith("error: Missing argument")
+
+
+# -- the first hour of a new user (issue 16) ----------------------------------------------------
+
+
+def test_a_relative_sqlite_path_in_a_config_file_is_found_from_any_directory(tmp: Path) -> None:
+    project, elsewhere = tmp / "project", tmp / "elsewhere"
+    project.mkdir()
+    elsewhere.mkdir()
+    (project / "checkpoints.toml").write_text(
+        '[checkpoints]\nactive = "main"\n'
+        '[checkpoints.providers.main]\ntype = "peewee"\ndb_url = "sqlite:///checkpoints.db"\n')
+    cid = out(cli("store", str(EXAMPLE), cwd=project)).strip()
+    config = str(project / "checkpoints.toml")
+    listed = cli("--config", config, "list", "--json", cwd=elsewhere)
+    assert [item["id"] for item in json.loads(out(listed))] == [cid]
+    assert list(elsewhere.iterdir()) == []  # no new, empty checkpoints.db here
+    status = json.loads(out(cli("--config", config, "status", "--json", cwd=elsewhere)))
+    assert status["url"] == f"sqlite:///{project / 'checkpoints.db'}"
+
+
+READ_ONLY = [["show", "01M8B610AZ8M65MK2HP9YT39PW"], ["list"], ["export"], ["status"],
+             ["delete", "01M8B610AZ8M65MK2HP9YT39PW"], ["prune", "--before", "5"],
+             ["copy", "--to", "sqlite:///target.db"]]
+
+
+@pytest.mark.parametrize("command", READ_ONLY, ids=lambda c: c[0])
+def test_a_command_that_only_reads_refuses_a_missing_sqlite_file_and_creates_nothing(
+    tmp: Path, command: list[str]
+) -> None:
+    typo = cli("--db-url", "sqlite:///typo2.db", *command, cwd=tmp, check=False)
+    assert typo.returncode == 2, err(typo)
+    assert err(typo) == (
+        f"error: no SQLite database at {tmp / 'typo2.db'} (from --db-url), and '{command[0]}' "
+        "does not create one: check the path, or create the database with "
+        "'peewee-checkpoints migrate' (store and import create it too)\n")
+    assert out(typo) == ""
+    # From a config file and from the environment, the message names where the URL came from.
+    (tmp / "c.toml").write_text('[checkpoints.providers.p]\ntype = "peewee"\n'
+                                'db_url = "sqlite:///typo3.db"\n')
+    configured = cli("--config", "c.toml", *command, cwd=tmp, check=False)
+    assert configured.returncode == 2
+    assert f"no SQLite database at {tmp / 'typo3.db'} (from c.toml: checkpoints.providers.p)" \
+        in err(configured)
+    env = cli(*command, cwd=tmp, check=False,
+              env={"PEEWEE_CHECKPOINTS_DB_URL": "sqlite:///typo4.db"})
+    assert "(from $PEEWEE_CHECKPOINTS_DB_URL)" in err(env)
+    assert list(tmp.iterdir()) == [tmp / "c.toml"]
+
+
+def test_a_command_that_only_reads_never_migrates_a_database(db_url: str, tmp: Path) -> None:
+    if db_url.startswith("sqlite:"):
+        Path(db_url.removeprefix("sqlite:///")).touch()  # an empty SQLite database
+    safe = PeeweeCheckpointProvider(db_url).url
+    for command in ([c for c in READ_ONLY if c[0] != "status"]):
+        proc = cli("--db-url", db_url, *command, cwd=tmp, check=False)
+        assert (proc.returncode, err(proc)) == (1, (
+            f"error: no peewee-checkpoints tables in {safe}; run 'peewee-checkpoints migrate' "
+            "to create them (store and import create them too)\n")), command
+    # status reports the pending migrations instead of failing.
+    status = json.loads(out(cli("--db-url", db_url, "status", "--json", cwd=tmp)))
+    assert status["applied_migrations"] == [] and status["checkpoints"] is None
+    with PeeweeCheckpointProvider(db_url) as provider:
+        assert provider.pending_migrations() == status["pending_migrations"] != []
+    assert not (tmp / "target.db").exists()  # copy stopped before opening its target
+
+    # A database migrated by an older version: read commands ask for migrate, not do it.
+    with PeeweeCheckpointProvider(db_url) as provider:
+        provider.migrate()
+        newest = provider.rollback_migration()
+    listed = cli("--db-url", db_url, "list", cwd=tmp, check=False)
+    assert listed.returncode == 1
+    assert err(listed) == (f"error: {safe} needs the migration(s) {newest} first, and 'list' "
+                           "does not migrate: run 'peewee-checkpoints migrate'\n")
+    assert out(cli("--db-url", db_url, "migrate", cwd=tmp)) == f"applied {newest}\n"
+    assert cli("--db-url", db_url, "list", cwd=tmp).returncode == 0
+
+
+def test_every_command_takes_json_after_its_name(tmp: Path) -> None:
+    db = f"sqlite:///{tmp / 'c.db'}"
+    cid = json.loads(out(cli("--db-url", db, "store", str(EXAMPLE), "--json", cwd=tmp)))["id"]
+    shown = cli("--db-url", db, "show", cid, "--json", cwd=tmp)
+    assert out(shown) == out(cli("--json", "--db-url", db, "show", cid, cwd=tmp))
+    assert json.loads(out(shown))["id"] == cid
+    exported = cli("--db-url", db, "export", "--json", cwd=tmp)  # stdout is the data already
+    assert [r["id"] for r in jsonl(exported.stdout)] == [cid]
+    assert err(exported) == "exported 1 checkpoint\n"
+    to_file = cli("--db-url", db, "export", "--out", "e.jsonl", "--json", cwd=tmp)
+    assert json.loads(out(to_file)) == {"exported": 1, "out": "e.jsonl"}
+    for command in cli_module.cli.commands.values():
+        assert "--json" in [o for p in command.params for o in p.opts], command.name
+
+
+def test_no_arguments_prints_the_help_and_is_not_an_error(tmp: Path) -> None:
+    bare = cli(cwd=tmp)
+    assert (bare.returncode, err(bare)) == (0, "")
+    assert out(bare) == out(cli("--help", cwd=tmp))
+    assert out(bare).startswith("Usage: peewee-checkpoints [OPTIONS] COMMAND [ARGS]...")
+
+
+def test_messages_name_the_flags_not_python_arguments(tmp: Path) -> None:
+    (tmp / "checkpoints.toml").write_text(
+        '[checkpoints]\nactive = "main"\n'
+        '[checkpoints.providers.main]\ntype = "peewee"\ndb_url = "sqlite:///m.db"\n'
+        '[checkpoints.providers.other]\ntype = "peewee"\ndb_url = "sqlite:///o.db"\n')
+    cli("store", str(EXAMPLE), cwd=tmp)
+    wrong = cli("--provider", "reporting", "list", cwd=tmp, check=False)
+    assert (wrong.returncode, err(wrong)) == (2, (
+        "error: checkpoints.toml: no provider named 'reporting' (from --provider) is defined; "
+        "defined: 'main', 'other'\n"))
+    to = cli("copy", "--to", "nosuch", cwd=tmp, check=False)
+    assert to.returncode == 2 and "'nosuch' (from --to) is defined" in err(to)
+    (tmp / "checkpoints.toml").write_text(
+        (tmp / "checkpoints.toml").read_text().replace('active = "main"', ""))
+    several = cli("list", cwd=tmp, check=False)
+    assert several.returncode == 2 and err(several).endswith("set it, or pass --provider\n")
+    elsewhere = tmp / "no-config"
+    elsewhere.mkdir()
+    none = cli("--provider", "reporting", "list", cwd=elsewhere, check=False)
+    assert none.returncode == 2 and "no config file was found" in err(none)
+    for proc in (wrong, to, several, none):
+        assert "name=" not in err(proc) and "<default>" not in err(proc)
+
+
+def test_show_prints_text_as_text_whatever_the_integers(tmp: Path) -> None:
+    db = f"sqlite:///{tmp / 'c.db'}"
+    states = [{"t": "café ☕ \U0001f600", "n": 1}, {"t": "café ☕ \U0001f600", "n": 2**70},
+              {"t": "café", "n": 2**70, "lone": "\ud800"}]
+    for state in states:
+        cid = out(cli("--db-url", db, "store", input=json.dumps(
+            {"name": "n", "agent_id": "a", "state": state}).encode(), cwd=tmp)).strip()
+        shown = out(cli("--db-url", db, "show", cid, cwd=tmp))
+        assert '"t": "café' in shown and "\\u00e9" not in shown
+        assert json.loads(shown)["state"] == state
+        assert json.dumps(json.loads(shown)["state"]) == json.dumps(state)
+    assert '"lone": "\\ud800"' in shown  # UTF-8 cannot hold it: escaped, and exact
+
+
+def test_writing_into_a_memory_provider_is_refused_because_it_vanishes_at_exit(tmp: Path) -> None:
+    (tmp / "checkpoints.toml").write_text(
+        '[checkpoints]\nactive = "main"\n'
+        '[checkpoints.providers.main]\ntype = "peewee"\ndb_url = "sqlite:///m.db"\n'
+        '[checkpoints.providers.scratch]\ntype = "memory"\n')
+    cli("store", str(EXAMPLE), cwd=tmp)
+    copied = cli("copy", "--to", "scratch", cwd=tmp, check=False)
+    assert (copied.returncode, out(copied)) == (2, "")
+    assert err(copied) == (
+        "error: --to scratch is a memory provider, which keeps checkpoints only while this "
+        "command runs: what it wrote would vanish at exit. Use a database (a db_url, or a "
+        'provider of type = "peewee")\n')
+    for args in (["store", str(EXAMPLE)], ["import", "-"]):
+        proc = cli("--provider", "scratch", *args, cwd=tmp, check=False, input=b"")
+        assert proc.returncode == 2 and "--provider scratch is a memory provider" in err(proc)
+    # Reading one is harmless (and empty).
+    assert out(cli("--provider", "scratch", "list", "--json", cwd=tmp)) == "[]\n"
+
+
+def test_a_count_that_fails_is_a_storage_error_that_never_chains_a_password(
+    tmp: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    session = cli_module.Session(urls=["postgresql://u:hunter2@db.example/x"])
+    with PeeweeCheckpointProvider(f"sqlite:///{tmp / 'c.db'}") as provider:
+        provider.migrate()
+        assert cli_module._count(session, provider) == 0
+        provider.database.execute_sql(f"DROP TABLE {provider.model._meta.table_name}")
+        with pytest.raises(StorageError, match="could not count checkpoints on") as dropped:
+            cli_module._count(session, provider)
+        assert isinstance(dropped.value.__cause__, pw.OperationalError)
+
+        def leak(*_: object) -> None:
+            raise pw.OperationalError("authentication failed for password hunter2")
+
+        monkeypatch.setattr(pw.ModelSelect, "count", leak)
+        with pytest.raises(StorageError) as leaked:
+            cli_module._count(session, provider)
+    assert "hunter2" not in str(leaked.value) and "***" in str(leaked.value)
+    assert leaked.value.__cause__ is None and leaked.value.__context__ is None
+    assert cli_module._count(session, MemoryCheckpointProvider()) is None
+
+
+def test_export_and_copy_count_rows_only_for_a_progress_bar_someone_sees(
+    tmp: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    def no_count(*_: object) -> None:
+        raise AssertionError("counted without a terminal")
+
+    db = f"sqlite:///{tmp / 'c.db'}"
+    cli("--db-url", db, "store", str(EXAMPLE), cwd=tmp)
+    monkeypatch.setattr(cli_module, "_count", no_count)
+    assert len(jsonl(cli("--db-url", db, "export", cwd=tmp).stdout)) == 1
+    cli("--db-url", db, "copy", "--to", f"sqlite:///{tmp / 'd.db'}", cwd=tmp)
+
+
+class _TwoArgumentError(StorageError):
+    def __init__(self, table: str, detail: str) -> None:
+        super().__init__(f"{table}: {detail}")
+
+
+def test_an_import_error_after_some_rows_keeps_its_exit_code_whatever_its_constructor(
+    tmp: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    def failing(provider: Any, lines: Any, counts: Any, *_: Any) -> None:
+        counts.written = 3
+        raise _TwoArgumentError("checkpoints", "disk full")
+
+    monkeypatch.setattr(cli_module.transfer, "import_lines", failing)
+    proc = cli("--db-url", f"sqlite:///{tmp / 'c.db'}", "import", input=b"", cwd=tmp,
+               check=False)
+    assert (proc.returncode, err(proc)) == (1, (
+        "error: checkpoints: disk full (3 imported before it are kept, and skipped when you "
+        "import again)\n"))
+    verbose = cli("-v", "--db-url", f"sqlite:///{tmp / 'c.db'}", "import", input=b"", cwd=tmp,
+                  check=False)
+    assert verbose.returncode == 1 and "_TwoArgumentError: checkpoints: disk full" in err(verbose)
 
 
 # -- 10,000 checkpoints across backends ----------------------------------------------------------

@@ -71,7 +71,8 @@ def test_the_example_file_selects_peewee_on_the_url_from_the_environment(
 def test_the_example_file_falls_back_to_the_default_url(tmp_path: Path) -> None:
     with load_provider(write(tmp_path / "c.toml", EXAMPLE)) as provider:
         assert isinstance(provider, PeeweeCheckpointProvider)
-        assert provider.url == "sqlite:///checkpoints.db"
+        # The default's relative path, next to the config file.
+        assert provider.url == f"sqlite:///{tmp_path / 'checkpoints.db'}"
 
 
 def test_name_selects_another_provider_of_the_file(tmp_path: Path) -> None:
@@ -125,6 +126,53 @@ def test_a_path_like_config_is_accepted(tmp_path: Path) -> None:
                       MemoryCheckpointProvider)
 
 
+def test_a_relative_sqlite_path_in_a_config_file_is_relative_to_the_file_not_the_cwd(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    (tmp_path / "project").mkdir()
+    (tmp_path / "elsewhere").mkdir()
+    config = write(tmp_path / "project" / "checkpoints.toml",
+                   '[checkpoints.providers.main]\ntype = "peewee"\n'
+                   'db_url = "sqlite:///data/checkpoints.db?timeout=5"\n')
+    (tmp_path / "project" / "data").mkdir()
+    monkeypatch.chdir(tmp_path / "elsewhere")
+    with load_provider(str(Path("..") / "project" / "checkpoints.toml")) as provider:
+        provider.store_checkpoint(NamedCheckpoint(name="n", agent_id="a", state={}))
+    assert (tmp_path / "project" / "data" / "checkpoints.db").is_file()
+    assert list((tmp_path / "elsewhere").iterdir()) == []
+    chosen = resolve_provider_config(config)
+    assert chosen.options["db_url"] == (
+        f"sqlite:///{tmp_path / 'project' / 'data' / 'checkpoints.db'}?timeout=5")
+
+    # The same from $PEEWEE_CHECKPOINTS_CONFIG, and for a path from a ${VAR:-default}.
+    monkeypatch.setenv(CONFIG_ENV_VAR, str(tmp_path / "project" / "c2.toml"))
+    write(tmp_path / "project" / "c2.toml", EXAMPLE)
+    assert resolve_provider_config().options["db_url"] == (
+        f"sqlite:///{tmp_path / 'project' / 'checkpoints.db'}")
+
+
+@pytest.mark.parametrize("url", [
+    "sqlite:////var/lib/agents/checkpoints.db",  # absolute: four slashes
+    "sqlite:///:memory:",
+    "sqlite:///file:shared?mode=memory&cache=shared&uri=true",
+    "postgresql://u:pw@db.example/agents",
+    "mysql://u@localhost/agents",
+])
+def test_other_urls_in_a_config_file_are_left_as_written(tmp_path: Path, url: str) -> None:
+    path = write(tmp_path / "c.toml", f'[checkpoints.providers.p]\ntype = "peewee"\n'
+                                      f'db_url = "{url}"\n')
+    assert resolve_provider_config(path).options["db_url"] == url
+
+
+def test_a_mapping_or_no_config_keeps_relative_paths_relative_to_the_working_directory(
+    tmp_path: Path,
+) -> None:
+    config = {"checkpoints": {"providers": {"p": {"type": "peewee",
+                                                  "db_url": "sqlite:///rel.db"}}}}
+    assert resolve_provider_config(config).options["db_url"] == "sqlite:///rel.db"
+    assert resolve_provider_config().options["db_url"] == "sqlite:///checkpoints.db"
+
+
 # -- choosing the provider --------------------------------------------------------------------
 
 
@@ -157,6 +205,18 @@ def test_an_unknown_name_argument_is_an_error(tmp_path: Path) -> None:
     with pytest.raises(ProviderNotFoundError, match=r"'nope' \(from name=\)") as info:
         load_provider(write(tmp_path / "c.toml", EXAMPLE), name="nope")
     assert isinstance(info.value, ConfigError)
+    # A command line names its own flag instead of the Python argument.
+    with pytest.raises(ProviderNotFoundError, match=r"'nope' \(from --provider\)"):
+        resolve_provider_config(tmp_path / "c.toml", name="nope", name_option="--provider")
+    with pytest.raises(ConfigError, match=r"set it, or pass --provider$"):
+        resolve_provider_config({"checkpoints": {"providers": {"a": {"type": "memory"},
+                                                               "b": {"type": "memory"}}}},
+                                name_option="--provider")
+
+
+def test_a_name_without_any_config_file_says_there_is_none() -> None:
+    with pytest.raises(ProviderNotFoundError, match=r"'nope' \(from name=\): no config file"):
+        load_provider(name="nope")
 
 
 def test_an_unknown_type_lists_the_installed_types() -> None:

@@ -430,8 +430,35 @@ def test_a_lost_table_is_migrated_again_by_a_running_provider(db_url: str) -> No
     provider.close()
 
 
-def test_the_engine_owns_no_connection_between_calls(db_url: str) -> None:
+@pytest.mark.backends("postgres", "mysql")
+@pytest.mark.parametrize("backend", ["postgres", "mysql"])
+def test_a_server_connection_goes_back_to_the_pool_after_each_call(db_url: str) -> None:
     provider = PeeweeCheckpointProvider(db_url)
     provider.store_checkpoint(_cp(1))
     assert provider.database.is_closed()  # this thread's connection went back to the pool
     provider.close()
+
+
+def test_a_sqlite_thread_keeps_its_connection_and_it_closes_when_the_thread_ends(
+    tmp_path: Path,
+) -> None:
+    import gc
+
+    provider = PeeweeCheckpointProvider(f"sqlite:///{tmp_path / 'a.db'}")
+    provider.migrate()
+    live = provider.database._pc_live
+    before = len(live)
+
+    def request() -> None:
+        provider.store_checkpoint(_cp(1))
+        assert not provider.database.is_closed()  # kept for this thread's next call
+
+    threads = [threading.Thread(target=request) for _ in range(10)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    gc.collect()
+    assert len(live) == before  # each ended thread's connection was closed with it
+    provider.close()
+    assert len(live) == 0

@@ -356,7 +356,7 @@ def test_migration_003_rolls_back_and_reapplies(saver: PeeweeSaver, db_url: str)
     saver.put(_config(thread), _checkpoint({}, {}), {}, {})  # type: ignore[arg-type]
     provider = PeeweeCheckpointProvider(db_url)
     assert "003_langgraph" in provider.applied_migrations()
-    rolled_back = [provider.rollback_migration()]  # later migrations go first
+    rolled_back = [provider.rollback_migration()]  # the newest first: later ones, then 003
     while rolled_back[-1] != "003_langgraph":
         rolled_back.append(provider.rollback_migration())
     assert "003_langgraph" not in provider.applied_migrations()

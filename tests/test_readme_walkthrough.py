@@ -192,3 +192,12 @@ def test_the_readme_main_job_command_stores_lists_and_shows_the_example_checkpoi
     checkpoint_id = reported(output, "WALKTHROUGH_ID")
     assert_listed_and_shown(output, checkpoint_id)
     assert_stored(f"sqlite:///{walkthrough.source / 'checkpoints.db'}", checkpoint_id)
+
+
+def test_the_readme_says_first_that_it_installs_from_a_clone_into_a_virtualenv() -> None:
+    text = README.read_text(encoding="utf-8")
+    intro = text[:text.index("**Contents:**")]  # before any section: what a first look sees
+    assert "not on PyPI" in intro and "from a clone" in intro and "virtualenv" in intro
+    two_commands = text[text.index("## The two commands"):
+                        text.index("<!-- walkthrough: main-job -->")]
+    assert "virtualenv" in two_commands and "python3 -m venv" in two_commands
