@@ -49,8 +49,16 @@ def _app_from_json(data: bytes, what: str) -> AppCheckpoint:
                          created_at=obj.get("created_at", now_ms()))
 
 
+def _app_options(json_: bool) -> None:
+    session = click.get_current_context().find_object(Session)
+    if session is not None:
+        session.json = session.json or json_
+
+
 app: click.Group = click.Group(
-    "app", help="App checkpoints: snapshots of the whole application's state.")
+    "app", help="App checkpoints: snapshots of the whole application's state.",
+    params=[click.Option(["--json", "json_"], is_flag=True, help="Print JSON.")],
+    callback=_app_options)
 
 
 @app.command("store")
@@ -187,9 +195,15 @@ def rekey(session: Session, decrypt: bool, batch: int, json_: bool) -> None:
 
 @click.command()
 @click.argument("key_id", default="k1")
-def keygen(key_id: str) -> None:
+@_json_option
+@pass_session
+def keygen(session: Session, key_id: str, json_: bool) -> None:
     """Print a new encryption key entry, KEY_ID:<base64 of 32 random bytes>."""
-    click.echo(f"{key_id}:{generate_key()}")
+    entry = f"{key_id}:{generate_key()}"
+    if _wants_json(session, json_):
+        _emit_json({"key_id": key_id, "entry": entry})
+    else:
+        click.echo(entry)
 
 
 cli.add_command(rekey)

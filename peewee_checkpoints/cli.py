@@ -352,11 +352,11 @@ def _count(session: Session, provider: CheckpointProvider) -> int | None:
     COUNT(*) whose failure is a StorageError like the provider's own: password removed, and
     the driver's error chained only when it shows no password.
     """
-    counter = getattr(provider, "count_checkpoints", None)
-    if callable(counter):
-        return int(counter())
     from .peewee_provider import PeeweeCheckpointProvider
 
+    counter = getattr(provider, "count_checkpoints", None)
+    if callable(counter) and not isinstance(provider, PeeweeCheckpointProvider):
+        return int(counter())
     if not isinstance(provider, PeeweeCheckpointProvider):
         return None
     import peewee as pw

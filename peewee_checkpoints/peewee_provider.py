@@ -422,7 +422,7 @@ class PeeweeCheckpointProvider(CheckpointProvider):
         if values is None:
             return 0
         self._engine.ensure_ready()
-        row = self._query_one(self._sql.count(_filters(values)), values)
+        row = self._query_one(self._sql.count(_filters(values)), values, "count checkpoints")
         return int(row[0])
 
     def prune(
@@ -580,11 +580,12 @@ class PeeweeCheckpointProvider(CheckpointProvider):
 
     # -- execution ------------------------------------------------------------------------
 
-    def _query_one(self, statement: Statement, values: dict[str, Any]) -> Any:
+    def _query_one(self, statement: Statement, values: dict[str, Any],
+                   action: str = "read") -> Any:
         def run() -> Any:
             return self._db.execute_sql(statement.sql, statement.params(values)).fetchone()
 
-        return self._engine.run("read", run)
+        return self._engine.run(action, run)
 
     def _query_all(self, statement: Statement, values: dict[str, Any]) -> list[Any]:
         def run() -> list[Any]:
