@@ -235,12 +235,28 @@ class _LocalMySQLChecks:
         return True
 
 
+class _LocalPostgresChecks:
+    """Pool checks for psycopg2 without a round trip.
+
+    playhouse's pool sends ``SELECT 1`` on every connection it hands out: a round trip per
+    call. A connection the server closed is found by the call itself, which the engine runs
+    again on a fresh one; psycopg2 knows locally whether a transaction is open.
+    """
+
+    def _is_closed(self, conn: Any) -> bool:
+        return bool(conn.closed) or conn.get_transaction_status() == _PG_TRANSACTION_UNKNOWN
+
+
+# psycopg2.extensions.TRANSACTION_STATUS_UNKNOWN (not imported: drivers load lazily).
+_PG_TRANSACTION_UNKNOWN = 4
 # PyMySQL's constants.SERVER_STATUS.SERVER_STATUS_IN_TRANS (not imported: drivers load lazily).
 _SERVER_STATUS_IN_TRANS = 1
 
 
 # Pool checks that replace playhouse's, per backend.
-_POOL_CHECKS: dict[Backend, tuple[type, ...]] = {"mysql": (_LocalMySQLChecks,)}
+_POOL_CHECKS: dict[Backend, tuple[type, ...]] = {
+    "mysql": (_LocalMySQLChecks,), "postgres": (_LocalPostgresChecks,),
+}
 
 
 def _quietly_close(conn: Any) -> None:

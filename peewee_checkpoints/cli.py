@@ -847,6 +847,12 @@ def _fail(session: Session, message: str, hint: str | None = None, *, code: int,
     return code
 
 
+from ._cli_adk import adk  # noqa: E402 - the ADK sessions group, kept in its own module
+
+cli.add_command(adk)
+from ._cli_sessions import sessions  # noqa: E402 - the group needs pass_session, defined above
+
+cli.add_command(sessions)
 from . import _cli_app  # noqa: E402 - the app, rekey and keygen commands live there
 
 cli.add_command(_cli_app.app)

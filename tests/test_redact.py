@@ -2,12 +2,14 @@
 
 from __future__ import annotations
 
-from peewee_checkpoints import _database, _redact, cli
+from peewee_checkpoints import _database, _engine, _migrations, _redact, cli
 
 
 def test_one_redactor_serves_the_database_layer_and_the_cli() -> None:
     assert _database.Redactor is _redact.Redactor
-    assert _database.chain is _redact.chain
+    assert _engine.Redactor is _redact.Redactor
+    assert _engine.chain is _redact.chain
+    assert _migrations.chain is _redact.chain
     assert cli.Redactor is _redact.Redactor
 
 

@@ -1,4 +1,5 @@
-"""The conformance kit: the contract of CONTRACT.md as a reusable pytest suite.
+"""The conformance kits: the contract of CONTRACT.md, and the OpenAI Agents SDK's ``Session``
+protocol (:class:`SessionContract`), as reusable pytest suites.
 
 Subclass :class:`CheckpointProviderContract` in a test module and give it a ``provider``
 fixture that yields a fresh, empty provider; pytest then runs every contract test against it::
@@ -19,5 +20,6 @@ To test the entry-point registration as well, build the provider the way applica
 from __future__ import annotations
 
 from .contract import CheckpointProviderContract, assert_same_json
+from .session_contract import SessionContract
 
-__all__ = ["CheckpointProviderContract", "assert_same_json"]
+__all__ = ["CheckpointProviderContract", "SessionContract", "assert_same_json"]

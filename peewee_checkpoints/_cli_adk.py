@@ -1,0 +1,293 @@
+"""``peewee-checkpoints adk ...``: the Google ADK sessions in the same database.
+
+Works without ADK installed: it reads and writes the rows of migration 007 through
+:class:`~peewee_checkpoints.adk._store.AdkStore`. The database is the one the main command
+selects (``--db-url``, ``$PEEWEE_CHECKPOINTS_DB_URL``, the config file's provider ``db_url``,
+else ``sqlite:///checkpoints.db``).
+
+Export format (JSON Lines, one object a line, each with a ``kind``): ``app_state`` and
+``user_state`` lines, then per session one ``session`` line followed by its ``event`` lines
+in append order. ``import`` reads the same lines; a session already in the target is kept.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import datetime as dt
+import json
+import os
+import sys
+from collections.abc import Iterable, Iterator
+from typing import IO, Any
+
+import click
+import orjson
+
+from ._codec import dumps_json, loads_json
+from .adk._store import AdkStore, EventRow, SessionRow
+from .errors import InvalidCheckpointError
+
+__all__ = ["adk"]
+
+_ENV_DB_URL = "PEEWEE_CHECKPOINTS_DB_URL"
+_DEFAULT_DB_URL = "sqlite:///checkpoints.db"
+
+
+class _NotFound(click.ClickException):
+    exit_code = 1
+
+
+def _db_url(ctx: click.Context) -> str:
+    """The database the main command's options select (see the module docstring)."""
+    obj = ctx.find_root().obj
+    url: str | None = getattr(obj, "db_url", None)
+    if url is None and os.environ.get(_ENV_DB_URL):
+        url = os.environ[_ENV_DB_URL]
+    if url is None:
+        config, name = getattr(obj, "config", None), getattr(obj, "provider_name", None)
+        if config is not None or name is not None or os.environ.get(
+                "PEEWEE_CHECKPOINTS_CONFIG") or os.path.exists("checkpoints.toml"):
+            from .config import resolve_provider_config
+
+            chosen = resolve_provider_config(config, name=name)
+            value = chosen.options.get("db_url")
+            if not isinstance(value, str):
+                raise click.UsageError(
+                    f"the provider {chosen.name!r} in {chosen.source} has no db_url; pass "
+                    "--db-url for the ADK sessions")
+            url = value
+    url = url or _DEFAULT_DB_URL
+    urls = getattr(obj, "urls", None)
+    if isinstance(urls, list):
+        urls.append(url)  # its password is hidden in any error message
+    return url
+
+
+@contextlib.contextmanager
+def _store(ctx: click.Context, url: str | None = None) -> Iterator[AdkStore]:
+    store = AdkStore(url or _db_url(ctx))
+    try:
+        yield store
+    finally:
+        store.close()
+
+
+def _emit(value: Any) -> None:
+    try:
+        data = orjson.dumps(value, option=orjson.OPT_INDENT_2)
+    except (TypeError, orjson.JSONEncodeError):  # integers beyond 64 bits, lone surrogates
+        data = json.dumps(value, ensure_ascii=True, allow_nan=False, indent=2).encode()
+    out = sys.stdout.buffer
+    out.write(data + b"\n")
+    out.flush()
+
+
+def _time(seconds: float) -> str:
+    try:
+        return dt.datetime.fromtimestamp(seconds).strftime("%Y-%m-%d %H:%M:%S")
+    except (OverflowError, OSError, ValueError):
+        return str(seconds)
+
+
+def _session_dict(row: SessionRow) -> dict[str, Any]:
+    return {"kind": "session", "app_name": row.app_name, "user_id": row.user_id, "id": row.id,
+            "revision": row.revision, "create_time": row.create_time,
+            "update_time": row.update_time, "state": row.state}
+
+
+def _event_dict(row: SessionRow, event: EventRow) -> dict[str, Any]:
+    return {"kind": "event", "app_name": row.app_name, "user_id": row.user_id,
+            "session_id": row.id, "seq": event.seq, "id": event.event_id,
+            "timestamp": event.timestamp, "event": loads_json(event.data)}
+
+
+@click.group("adk")
+def adk() -> None:
+    """Google ADK sessions (peewee_checkpoints.adk) in the same database."""
+
+
+@adk.command("apps")
+@click.option("--json", "json_", is_flag=True, help="Print JSON.")
+@click.pass_context
+def apps(ctx: click.Context, json_: bool) -> None:
+    """List the apps that have sessions or state."""
+    with _store(ctx) as store:
+        names = store.app_names()
+    if json_:
+        _emit(names)
+    else:
+        for name in names:
+            click.echo(name)
+
+
+@adk.command("list")
+@click.option("--app", "app_name", required=True, help="The app name.")
+@click.option("--user", "user_id", help="Only this user's sessions.")
+@click.option("--limit", type=click.IntRange(min=1), help="At most this many.")
+@click.option("--json", "json_", is_flag=True, help="Print JSON.")
+@click.pass_context
+def list_(ctx: click.Context, app_name: str, user_id: str | None, limit: int | None,
+          json_: bool) -> None:
+    """List sessions, oldest update first (ADK's list_sessions order), without state."""
+    with _store(ctx) as store:
+        rows: list[SessionRow] = []
+        for row in store.iter_sessions(app_name, user_id):
+            rows.append(row)
+            if limit is not None and len(rows) >= limit:
+                break
+    if json_:
+        _emit([{k: v for k, v in _session_dict(r).items() if k not in ("kind", "state")}
+               for r in rows])
+        return
+    for r in rows:
+        click.echo(f"{r.user_id}\t{r.id}\tevents={r.revision}\tupdated={_time(r.update_time)}")
+
+
+@adk.command("show")
+@click.option("--app", "app_name", required=True, help="The app name.")
+@click.option("--user", "user_id", required=True, help="The user id.")
+@click.option("--events", "num_events", type=click.IntRange(min=0),
+              help="Only the newest N events.")
+@click.argument("session_id")
+@click.pass_context
+def show(ctx: click.Context, app_name: str, user_id: str, num_events: int | None,
+         session_id: str) -> None:
+    """Print one session as JSON: its state, the app and user state, and its events."""
+    with _store(ctx) as store:
+        found = store.get_session(app_name, user_id, session_id, num_recent_events=num_events)
+    if found is None:
+        raise _NotFound(f"no session {session_id!r} for app {app_name!r} and user {user_id!r}")
+    row, app_state, user_state, events = found
+    out = _session_dict(row)
+    del out["kind"]
+    out.update(app_state=app_state, user_state=user_state,
+               events=[{k: v for k, v in _event_dict(row, e).items()
+                        if k in ("seq", "id", "timestamp", "event")} for e in events])
+    _emit(out)
+
+
+@adk.command("delete")
+@click.option("--app", "app_name", required=True, help="The app name.")
+@click.option("--user", "user_id", required=True, help="The user id.")
+@click.argument("session_ids", metavar="SESSION_ID...", nargs=-1, required=True)
+@click.pass_context
+def delete(ctx: click.Context, app_name: str, user_id: str, session_ids: tuple[str, ...]
+           ) -> None:
+    """Delete sessions and their events."""
+    missing = []
+    with _store(ctx) as store:
+        for session_id in session_ids:
+            if store.delete_session(app_name, user_id, session_id):
+                click.echo(f"deleted {session_id}")
+            else:
+                missing.append(session_id)
+    if missing:
+        raise _NotFound(f"no session {', '.join(map(repr, missing))} for app {app_name!r} and "
+                        f"user {user_id!r}")
+
+
+def _export(store: AdkStore, app_name: str | None, user_id: str | None) -> Iterator[bytes]:
+    """The JSON Lines of the export format, one line (without newline) at a time."""
+    for app in [app_name] if app_name is not None else store.app_names():
+        if user_id is None:
+            app_state = store.get_app_state(app)
+            if app_state:
+                yield dumps_json({"kind": "app_state", "app_name": app, "state": app_state})
+            users = store.user_states(app)
+        else:
+            users = {user_id: store.get_user_state(app, user_id)}
+        for uid, state in sorted(users.items()):
+            if state:
+                yield dumps_json({"kind": "user_state", "app_name": app, "user_id": uid,
+                                  "state": state})
+        for row in store.iter_sessions(app, user_id):
+            yield dumps_json(_session_dict(row))
+            for event in store.iter_events(row.app_name, row.user_id, row.id):
+                yield dumps_json(_event_dict(row, event))
+
+
+def _import(store: AdkStore, lines: Iterable[bytes]) -> tuple[int, int]:
+    """Store what export lines describe; returns (sessions written, sessions kept)."""
+    written = kept = 0
+    pending: tuple[SessionRow, list[EventRow]] | None = None
+
+    def flush() -> None:
+        nonlocal written, kept
+        if pending is not None:
+            if store.import_session(*pending):
+                written += 1
+            else:
+                kept += 1
+
+    for number, line in enumerate(lines, 1):
+        if not line.strip():
+            continue
+        try:
+            obj = loads_json(line)
+            kind = obj["kind"]
+            if kind == "session":
+                flush()
+                pending = (SessionRow(obj["app_name"], obj["user_id"], obj["id"],
+                                      int(obj["revision"]), float(obj["create_time"]),
+                                      float(obj["update_time"]), dict(obj["state"])), [])
+            elif kind == "event":
+                if pending is None or (obj["app_name"], obj["user_id"], obj["session_id"]) != (
+                        pending[0].app_name, pending[0].user_id, pending[0].id):
+                    raise ValueError("an event line that does not follow its session line")
+                pending[1].append(EventRow(int(obj["seq"]), obj["id"], float(obj["timestamp"]),
+                                           dumps_json(obj["event"])))
+            elif kind in ("app_state", "user_state"):
+                store.put_scoped_state(obj["app_name"], obj.get("user_id")
+                                       if kind == "user_state" else None,
+                                       dict(obj["state"]), dt.datetime.now().timestamp())
+            else:
+                raise ValueError(f"unknown kind {kind!r}")
+        except (ValueError, KeyError, TypeError) as exc:
+            raise InvalidCheckpointError(
+                f"line {number} is not an ADK export line: {exc}") from None
+    flush()
+    return written, kept
+
+
+@adk.command("export")
+@click.option("--app", "app_name", help="Only this app.")
+@click.option("--user", "user_id", help="Only this user (with --app).")
+@click.option("--out", "out", type=click.File("wb"), default="-", metavar="FILE",
+              help="Write to FILE [default: stdout].")
+@click.pass_context
+def export(ctx: click.Context, app_name: str | None, user_id: str | None, out: IO[bytes]
+           ) -> None:
+    """Write sessions, events and app/user state as JSON Lines."""
+    if user_id is not None and app_name is None:
+        raise click.UsageError("--user needs --app")
+    with _store(ctx) as store:
+        for line in _export(store, app_name, user_id):
+            out.write(line + b"\n")
+    out.flush()
+
+
+@adk.command("import")
+@click.argument("file", type=click.File("rb"), default="-", metavar="[FILE|-]")
+@click.pass_context
+def import_(ctx: click.Context, file: IO[bytes]) -> None:
+    """Read JSON Lines written by export; sessions already present are kept."""
+    with _store(ctx) as store:
+        written, kept = _import(store, file)
+    click.echo(f"imported {written} sessions, kept {kept} already present", err=True)
+
+
+@adk.command("copy")
+@click.option("--to", "target", required=True, metavar="URL", help="The target database URL.")
+@click.option("--app", "app_name", help="Only this app.")
+@click.option("--user", "user_id", help="Only this user (with --app).")
+@click.pass_context
+def copy(ctx: click.Context, target: str, app_name: str | None, user_id: str | None) -> None:
+    """Copy sessions, events and app/user state to another database (any backend)."""
+    if user_id is not None and app_name is None:
+        raise click.UsageError("--user needs --app")
+    urls = getattr(ctx.find_root().obj, "urls", None)
+    if isinstance(urls, list):
+        urls.append(target)
+    with _store(ctx) as source, _store(ctx, target) as sink:
+        written, kept = _import(sink, _export(source, app_name, user_id))
+    click.echo(f"copied {written} sessions, kept {kept} already present", err=True)
