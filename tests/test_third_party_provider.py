@@ -288,4 +288,4 @@ def test_a_third_party_runs_the_conformance_kit_against_its_provider(
     skipped = _contract_test_count(app=True)
     assert skipped > 10
     assert f"{expected - skipped} passed, {skipped} skipped" in result.stdout, result.stdout
-    assert "skipped" not in result.stdout and "failed" not in result.stdout
+    assert "failed" not in result.stdout
