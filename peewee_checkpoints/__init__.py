@@ -20,23 +20,32 @@ from .errors import (
     StorageError,
 )
 from .records import (
+    AppCheckpoint,
+    AppCheckpointListItem,
     CheckpointListItem,
     CheckpointPage,
     ImportCounts,
     NamedCheckpoint,
+    StoredAppCheckpoint,
     StoredCheckpoint,
 )
 
 if TYPE_CHECKING:
+    from ._crypto import EncryptionError
     from .aio import AsyncCheckpointProvider
     from .config import load_provider
     from .interface import CheckpointProvider
     from .memory import MemoryCheckpointProvider
     from .model import Checkpoint
     from .peewee_provider import PeeweeCheckpointProvider
+    from .retention import RetentionPolicy, RetentionReport, RetentionSweeper
 
 # Public name -> the module that defines it, imported when the name is first used.
 _LAZY = {
+    "EncryptionError": "._crypto",
+    "RetentionPolicy": ".retention",
+    "RetentionReport": ".retention",
+    "RetentionSweeper": ".retention",
     "AsyncCheckpointProvider": ".aio",
     "Checkpoint": ".model",
     "CheckpointProvider": ".interface",
@@ -46,6 +55,8 @@ _LAZY = {
 }
 
 __all__ = [
+    "AppCheckpoint",
+    "AppCheckpointListItem",
     "AsyncCheckpointProvider",
     "Checkpoint",
     "CheckpointError",
@@ -53,6 +64,7 @@ __all__ = [
     "CheckpointPage",
     "CheckpointProvider",
     "ConfigError",
+    "EncryptionError",
     "ImportCounts",
     "InvalidCheckpointError",
     "MemoryCheckpointProvider",
@@ -60,7 +72,11 @@ __all__ = [
     "NamedCheckpoint",
     "PeeweeCheckpointProvider",
     "ProviderNotFoundError",
+    "RetentionPolicy",
+    "RetentionReport",
+    "RetentionSweeper",
     "StorageError",
+    "StoredAppCheckpoint",
     "StoredCheckpoint",
     "load_provider",
 ]

@@ -23,6 +23,8 @@ from typing import IO, TYPE_CHECKING, Any
 import click
 import orjson
 
+from .errors import InvalidCheckpointError
+
 if TYPE_CHECKING:
     from .adk._store import AdkStore, EventRow, SessionRow
 
@@ -39,7 +41,7 @@ def loads_json(data: bytes) -> Any:
     from ._codec import loads_json as loads
 
     return loads(data)
-from .errors import InvalidCheckpointError
+
 
 __all__ = ["adk"]
 

@@ -16,17 +16,36 @@ _VERSION = 1
 _MAX_CURSOR_LENGTH = 512
 
 
-def encode_cursor(created_at: int, checkpoint_id: str) -> str:
-    """The cursor of the page that follows the row at ``(created_at, checkpoint_id)``."""
-    raw = orjson.dumps([_VERSION, created_at, checkpoint_id])
+#: The listing orders a cursor can belong to.
+ORDERS = ("desc", "asc")
+
+
+def check_order(order: object) -> str:
+    """Validate a listing ``order`` ("desc" or "asc") or raise InvalidCheckpointError."""
+    if order not in ORDERS:
+        raise InvalidCheckpointError(f"order must be 'desc' or 'asc', not {order!r}")
+    return str(order)
+
+
+def encode_cursor(created_at: int, checkpoint_id: str, order: str = "desc") -> str:
+    """The cursor of the page that follows the row at ``(created_at, checkpoint_id)``.
+
+    A newest-first cursor has the three elements every version wrote; an oldest-first one
+    adds ``"asc"``, so a cursor cannot be taken to the other order by mistake.
+    """
+    value: list[object] = [_VERSION, created_at, checkpoint_id]
+    if order == "asc":
+        value.append("asc")
+    raw = orjson.dumps(value)
     return base64.urlsafe_b64encode(raw).rstrip(b"=").decode("ascii")
 
 
-def decode_cursor(cursor: object) -> tuple[int, str]:
-    """Return the ``(created_at, id)`` a cursor holds.
+def decode_cursor(cursor: object, order: str = "desc") -> tuple[int, str]:
+    """Return the ``(created_at, id)`` a cursor of the listing in ``order`` holds.
 
     Raises:
-        InvalidCheckpointError: ``cursor`` was not made by :func:`encode_cursor`.
+        InvalidCheckpointError: ``cursor`` was not made by :func:`encode_cursor`, or was made
+            for the other order.
     """
     if type(cursor) is not str or not cursor or len(cursor) > _MAX_CURSOR_LENGTH:
         raise _malformed(cursor)
@@ -35,6 +54,11 @@ def decode_cursor(cursor: object) -> tuple[int, str]:
         value = orjson.loads(raw)
     except (binascii.Error, ValueError):
         raise _malformed(cursor) from None
+    if type(value) is list and len(value) == 4 and value[3] == "asc":
+        value = value[:3]
+        made_for = "asc"
+    else:
+        made_for = "desc"
     if (
         type(value) is not list
         or len(value) != 3
@@ -46,6 +70,11 @@ def decode_cursor(cursor: object) -> tuple[int, str]:
         or not value[2]
     ):
         raise _malformed(cursor)
+    if made_for != order:
+        raise InvalidCheckpointError(
+            f"this cursor belongs to a listing in order={made_for!r}, not order={order!r}; "
+            "keep the order of the page that returned it, or start again with cursor=None"
+        )
     return value[1], value[2]
 
 

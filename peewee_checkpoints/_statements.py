@@ -19,8 +19,9 @@ from .model import Checkpoint
 LIST_COLUMNS = ("id", "name", "agent_id", "session_id", "agent_type", "created_at")
 #: Columns of a full row, in the order of StoredCheckpoint's fields.
 ROW_COLUMNS = ("id", "name", "agent_id", "state", "session_id", "agent_type", "created_at")
-#: What is written and read back for a checkpoint: its fields, then how ``state`` is encoded.
-STORED_COLUMNS = (*ROW_COLUMNS, "state_codec")
+#: What is written and read back for a checkpoint: its fields, then how ``state`` is encoded
+#: and the id of the key it is encrypted under.
+STORED_COLUMNS = (*ROW_COLUMNS, "state_codec", "state_key")
 #: Columns that place a row in the listing order; prune reads these only.
 KEY_COLUMNS = ("created_at", "id")
 #: Filters of list_checkpoints that compare a column for equality.
@@ -97,11 +98,11 @@ class Statements:
             m.select(m.created_at, m.id).where(m.agent_id == _p("agent_id"))
             .order_by(m.created_at.desc(), m.id.desc()).limit(_p("one")).offset(_p("offset")),
         )
-        self._lists: dict[tuple[tuple[str, ...], bool, tuple[str, ...]], Statement] = {}
+        self._lists: dict[tuple[tuple[str, ...], bool, tuple[str, ...], str], Statement] = {}
         self._counts: dict[tuple[str, ...], Statement] = {}
         self._deletes: dict[int, Statement] = {}
 
-    def _where(self, query: pw.Query, filters: Sequence[str]) -> pw.Query:
+    def _where(self, query: pw.Query, filters: Sequence[str], order: str = "desc") -> pw.Query:
         m = self._model
         for name in filters:
             if name == "before":
@@ -110,6 +111,13 @@ class Statements:
                 query = query.where(m.created_at > _p(name))
             elif name == "since":
                 query = query.where(m.created_at >= _p(name))
+            elif name == "cursor" and order == "asc":
+                # The mirror image: rows after the cursor in (created_at ASC, id ASC) order.
+                query = query.where(
+                    (m.created_at >= _p("cursor_at"))
+                    & ((m.created_at > _p("cursor_at"))
+                       | ((m.created_at == _p("cursor_at")) & (m.id > _p("cursor_id"))))
+                )
             elif name == "cursor":
                 # Keyset: rows after (cursor_at, cursor_id) in (created_at DESC, id DESC) order.
                 # The redundant ``created_at <= cursor_at`` is what lets every backend start
@@ -125,18 +133,22 @@ class Statements:
         return query
 
     def list(
-        self, filters: Sequence[str], *, limited: bool, columns: tuple[str, ...] = LIST_COLUMNS
+        self, filters: Sequence[str], *, limited: bool, columns: tuple[str, ...] = LIST_COLUMNS,
+        order: str = "desc",
     ) -> Statement:
-        """The listing for this combination of filters, newest first.
+        """The listing for this combination of filters, newest first (``order="asc"``: oldest).
 
         ``filters`` are names from :data:`FILTERS`; ``columns`` defaults to a listing's.
         """
-        key = (tuple(filters), limited, columns)
+        key = (tuple(filters), limited, columns, order)
         statement = self._lists.get(key)
         if statement is None:
             m = self._model
-            query = self._where(m.select(*(getattr(m, c) for c in columns)), filters)
-            query = query.order_by(m.created_at.desc(), m.id.desc())
+            query = self._where(m.select(*(getattr(m, c) for c in columns)), filters, order)
+            if order == "asc":
+                query = query.order_by(m.created_at.asc(), m.id.asc())
+            else:
+                query = query.order_by(m.created_at.desc(), m.id.desc())
             if limited:
                 query = query.limit(_p("limit"))
             statement = self._lists[key] = _compile(self._db, query)

@@ -17,6 +17,7 @@ from typing import IO, Any, Protocol
 
 import orjson
 
+from . import _app_transfer
 from ._codec import dumps_json, loads_json
 from ._validation import check_stored_checkpoint
 from .errors import InvalidCheckpointError, StorageError
@@ -113,7 +114,11 @@ def stored_from_json(data: bytes | str, what: str = "the checkpoint") -> StoredC
     Raises:
         InvalidCheckpointError: not JSON, not an object, unknown or missing fields.
     """
-    obj = _parse_object(data, what)
+    return stored_from_obj(_parse_object(data, what), what)
+
+
+def stored_from_obj(obj: dict[str, Any], what: str) -> StoredCheckpoint:
+    """A StoredCheckpoint from a parsed JSON object (see :func:`stored_from_json`)."""
     _check_fields(obj, ("id", *_NAMED_REQUIRED), _NAMED_OPTIONAL, what)
     return StoredCheckpoint(**obj)
 
@@ -179,7 +184,7 @@ def export_lines(provider: CheckpointProvider, out: IO[bytes], monitor: Monitor 
         monitor.advance(1)
         if monitor.stop_requested():
             raise KeyboardInterrupt
-    return count
+    return count + _app_transfer.export_apps(provider, out, monitor)
 
 
 class BatchWriter:
@@ -290,7 +295,13 @@ def import_lines(provider: CheckpointProvider, lines: Iterable[bytes], counts: T
                 continue
             what = f"line {number} of {source}"
             try:
-                checkpoint = stored_from_json(line, what)
+                obj = _parse_object(line, what)
+                if obj.get("kind") == _app_transfer.APP_KIND:  # an app checkpoint
+                    writer.commit()
+                    _app_transfer.import_app(provider, obj, what, counts)
+                    monitor.advance(len(line))
+                    continue
+                checkpoint = stored_from_obj(obj, what)
                 check_stored_checkpoint(checkpoint)
             except InvalidCheckpointError as exc:
                 writer.commit()  # nothing reached the database for this line: keep the rest
@@ -332,3 +343,4 @@ def copy_all(source: CheckpointProvider, target: CheckpointProvider, counts: Tra
                 writer.skipped(vanished=True)
             else:
                 writer.write(checkpoint)
+    _app_transfer.copy_apps(source, target, counts, monitor)

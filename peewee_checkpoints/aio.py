@@ -10,9 +10,19 @@ from concurrent.futures import ThreadPoolExecutor
 from types import TracebackType
 from typing import Any, TypeVar
 
+from ._cursor import check_order
 from ._validation import filter_values
 from .interface import CheckpointProvider
-from .records import CheckpointListItem, CheckpointPage, NamedCheckpoint, StoredCheckpoint
+from .records import (
+    AppCheckpoint,
+    AppCheckpointListItem,
+    CheckpointListItem,
+    CheckpointPage,
+    NamedCheckpoint,
+    StoredAppCheckpoint,
+    StoredCheckpoint,
+)
+from .retention import RetentionPolicy, RetentionReport
 
 __all__ = ["AsyncCheckpointProvider"]
 
@@ -64,11 +74,12 @@ class AsyncCheckpointProvider:
         before: int | None = None,
         after: int | None = None,
         limit: int | None = None,
+        order: str = "desc",
     ) -> list[CheckpointListItem]:
         """See :meth:`CheckpointProvider.list_checkpoints`."""
         return await self._run(
             self._provider.list_checkpoints, agent_id=agent_id, session_id=session_id,
-            agent_type=agent_type, before=before, after=after, limit=limit,
+            agent_type=agent_type, before=before, after=after, limit=limit, order=order,
         )
 
     async def delete_checkpoint(self, checkpoint_id: str) -> bool:
@@ -89,11 +100,13 @@ class AsyncCheckpointProvider:
         after: int | None = None,
         limit: int = 50,
         cursor: str | None = None,
+        order: str = "desc",
     ) -> CheckpointPage:
         """See :meth:`CheckpointProvider.page_checkpoints`."""
         return await self._run(
             self._provider.page_checkpoints, agent_id=agent_id, session_id=session_id,
             agent_type=agent_type, before=before, after=after, limit=limit, cursor=cursor,
+            order=order,
         )
 
     def iter_checkpoints(
@@ -104,6 +117,7 @@ class AsyncCheckpointProvider:
         agent_type: str | None = None,
         before: int | None = None,
         after: int | None = None,
+        order: str = "desc",
     ) -> AsyncIterator[CheckpointListItem]:
         """Yield every match in listing order, fetching one page at a time off the loop.
 
@@ -112,8 +126,9 @@ class AsyncCheckpointProvider:
         filters are checked at the call: a bad one raises here, not at the first item.
         """
         filter_values(agent_id, session_id, agent_type, before, after)
+        check_order(order)
         return self._iter_pages(agent_id=agent_id, session_id=session_id,
-                                agent_type=agent_type, before=before, after=after)
+                                agent_type=agent_type, before=before, after=after, order=order)
 
     async def _iter_pages(self, **filters: Any) -> AsyncIterator[CheckpointListItem]:
         cursor: str | None = None
@@ -139,6 +154,36 @@ class AsyncCheckpointProvider:
             self._provider.prune, before=before, keep_last_per_agent=keep_last_per_agent,
             dry_run=dry_run,
         )
+
+    async def count_checkpoints(self, **filters: Any) -> int:
+        """See :meth:`CheckpointProvider.count_checkpoints`."""
+        return await self._run(self._provider.count_checkpoints, **filters)
+
+    async def store_app_checkpoint(self, checkpoint: AppCheckpoint) -> str:
+        """See :meth:`CheckpointProvider.store_app_checkpoint`."""
+        return await self._run(self._provider.store_app_checkpoint, checkpoint)
+
+    async def retrieve_app_checkpoint(self, checkpoint_id: str) -> StoredAppCheckpoint | None:
+        """See :meth:`CheckpointProvider.retrieve_app_checkpoint`."""
+        return await self._run(self._provider.retrieve_app_checkpoint, checkpoint_id)
+
+    async def list_app_checkpoints(self, *, limit: int | None = None
+                                   ) -> list[AppCheckpointListItem]:
+        """See :meth:`CheckpointProvider.list_app_checkpoints`."""
+        return await self._run(self._provider.list_app_checkpoints, limit=limit)
+
+    async def latest_app_checkpoint(self) -> StoredAppCheckpoint | None:
+        """See :meth:`CheckpointProvider.latest_app_checkpoint`."""
+        return await self._run(self._provider.latest_app_checkpoint)
+
+    async def delete_app_checkpoint(self, checkpoint_id: str) -> bool:
+        """See :meth:`CheckpointProvider.delete_app_checkpoint`."""
+        return await self._run(self._provider.delete_app_checkpoint, checkpoint_id)
+
+    async def apply_retention(self, dry_run: bool = False, *,
+                              policy: RetentionPolicy | None = None) -> RetentionReport:
+        """See :meth:`CheckpointProvider.apply_retention`."""
+        return await self._run(self._provider.apply_retention, dry_run, policy=policy)
 
     async def close(self) -> None:
         """Close the wrapped provider, then stop the thread pool."""

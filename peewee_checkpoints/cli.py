@@ -352,11 +352,11 @@ def _count(session: Session, provider: CheckpointProvider) -> int | None:
     COUNT(*) whose failure is a StorageError like the provider's own: password removed, and
     the driver's error chained only when it shows no password.
     """
-    counter = getattr(provider, "count_checkpoints", None)
-    if callable(counter):
-        return int(counter())
     from .peewee_provider import PeeweeCheckpointProvider
 
+    counter = getattr(provider, "count_checkpoints", None)
+    if callable(counter) and not isinstance(provider, PeeweeCheckpointProvider):
+        return int(counter())
     if not isinstance(provider, PeeweeCheckpointProvider):
         return None
     import peewee as pw
@@ -618,15 +618,22 @@ def delete(session: Session, checkpoint_ids: tuple[str, ...], json_: bool) -> No
 @click.option("--keep-last-per-agent", type=click.IntRange(min=0), metavar="N",
               help="Delete all but the newest N checkpoints of each agent.")
 @click.option("--dry-run", is_flag=True, help="Only count what would be deleted.")
+@click.option("--policy", is_flag=True, help="Apply the configured retention policy instead "
+              "(a dry run unless --yes).")
+@click.option("--yes", is_flag=True, help="With --policy: really delete.")
 @_json_option
 @pass_session
-def prune(session: Session, before: int | None, keep_last_per_agent: int | None, dry_run: bool,
-          json_: bool) -> None:
+def prune(  # noqa: PLR0917 - click passes options as arguments
+        session: Session, before: int | None, keep_last_per_agent: int | None, dry_run: bool,
+        json_: bool, policy: bool = False, yes: bool = False) -> None:
     """Delete old checkpoints by age and/or by count per agent.
 
     With both rules, a checkpoint goes if either rule removes it. Prints how many were (with
     --dry-run, would be) deleted.
     """
+    if policy:
+        from ._cli_app import apply_policy
+        return apply_policy(session, yes and not dry_run, _wants_json(session, json_))
     if before is None and keep_last_per_agent is None:
         raise click.UsageError("prune needs --before and/or --keep-last-per-agent")
     with _provider(session, create=False) as provider:
@@ -904,3 +911,6 @@ cli.add_command(sessions)
 from ._cli_threads import threads  # noqa: E402 - the LangGraph `threads` group, kept apart
 
 cli.add_command(threads)
+from . import _cli_app  # noqa: E402 - the app, rekey and keygen commands live there
+
+cli.add_command(_cli_app.app)

@@ -24,6 +24,7 @@ from ._defaults import DEFAULT_DB_URL
 from .errors import ConfigError, ProviderNotFoundError
 from .interface import CheckpointProvider
 from .registry import create_provider
+from .retention import RetentionPolicy
 
 if sys.version_info >= (3, 11):
     import tomllib
@@ -239,6 +240,11 @@ def resolve_provider_config(
             f'{where} needs a type = "..." key naming a provider type, such as "peewee" or "memory"'
         )
     options = {k: v for k, v in table.items() if k != "type"}
+    if "retention" in options:
+        # [checkpoints.providers.<name>.retention]: checked here, so a mistake names the file;
+        # create_provider gives the policy to the provider (any type) as retention_policy.
+        options["retention"] = RetentionPolicy.from_mapping(options["retention"],
+                                                            f"{where}.retention")
     if source not in ("<mapping>", "<default>") and isinstance(options.get("db_url"), str):
         options["db_url"] = resolve_sqlite_path(options["db_url"], Path(source).parent)
     return ProviderConfig(name=name, type=kind, options=options, source=source)

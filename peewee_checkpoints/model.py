@@ -36,6 +36,9 @@ class Checkpoint(pw.Model):
     state_codec = pw.SmallIntegerField(default=0)
     """How ``state`` is encoded: 0 plain JSON (every row written by 0.1.0), 1 zstd of JSON, 2 lz4
     of JSON; plus 8 when the standard library wrote the JSON (see ``_codec``)."""
+    state_key = pw.CharField(max_length=64, default="")
+    """Id of the encryption key ``state`` is encrypted under; empty if it is not encrypted
+    (added by migration 009)."""
 
     class Meta:
         database = database_proxy

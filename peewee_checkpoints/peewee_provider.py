@@ -2,17 +2,21 @@
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Iterator
+import os
+from collections.abc import Iterable, Iterator, Mapping, Sequence
 from typing import Any
 
 import peewee as pw
 
+from ._app_store import AppStore
 from ._codec import pack_state, unpack_state
-from ._cursor import decode_cursor, encode_cursor
+from ._crypto import Keyring, parse_keys, row_aad
+from ._cursor import check_order, decode_cursor, encode_cursor
 from ._defaults import DEFAULT_DB_URL
 from ._engine import Engine
 from ._ids import new_id
 from ._migrations import LOCK_TIMEOUT
+from ._retention_sql import PeeweeRetention
 from ._statements import FILTERS, KEY_COLUMNS, Statement, Statements
 from ._validation import (
     MAX_CREATED_AT,
@@ -27,17 +31,24 @@ from ._validation import (
 )
 from .errors import StorageError
 from .interface import CheckpointProvider
-from .model import Checkpoint, bind_model
+from .model import TABLE_NAME, Checkpoint, bind_model
 from .records import (
+    AppCheckpoint,
+    AppCheckpointListItem,
     CheckpointListItem,
     CheckpointPage,
     ImportCounts,
     NamedCheckpoint,
+    StoredAppCheckpoint,
     StoredCheckpoint,
     list_items,
 )
+from .retention import RetentionPolicy, RetentionReport, require_policy
 
-__all__ = ["DEFAULT_DB_URL", "PeeweeCheckpointProvider"]
+__all__ = ["DEFAULT_DB_URL", "ENCRYPTION_KEYS_ENV", "PeeweeCheckpointProvider"]
+
+#: Where ``encryption_keys`` come from when the option is not given (comma-separated).
+ENCRYPTION_KEYS_ENV = "PEEWEE_CHECKPOINTS_ENCRYPTION_KEYS"
 
 
 # Agents prune reads per query when applying keep_last_per_agent.
@@ -59,9 +70,17 @@ class PeeweeCheckpointProvider(CheckpointProvider):
         db_url: ``sqlite:///path``, ``postgresql://user:pass@host:port/db`` or
             ``mysql://user:pass@host:port/db`` (each also ``+pool``); query-string parameters
             are passed to the driver.
+        encryption_keys: ``["<key id>:<base64 of 32 bytes>", ...]`` (or one string of them
+            separated by commas): states are stored encrypted with AES-256-GCM under the
+            first key; every key decrypts. Rows written without encryption stay readable.
+            Default: ``$PEEWEE_CHECKPOINTS_ENCRYPTION_KEYS``, else no encryption.
+        retention: a :class:`~peewee_checkpoints.retention.RetentionPolicy`, or a mapping of
+            the ``[...retention]`` table, for :meth:`apply_retention`.
 
     Raises:
-        ConfigError: ``db_url`` is malformed or names an unsupported backend.
+        ConfigError: ``db_url`` is malformed or names an unsupported backend, a key in
+            ``encryption_keys`` is malformed (the message names its position and id, never
+            the key), or the retention table is.
     """
 
     prune_batch: int = 500
@@ -69,11 +88,21 @@ class PeeweeCheckpointProvider(CheckpointProvider):
     long, and the id list stays under SQLite's oldest limit of 999 bound parameters."""
 
     def __init__(self, db_url: str = DEFAULT_DB_URL, *,
-                 migration_lock_timeout: float = LOCK_TIMEOUT) -> None:
+                 migration_lock_timeout: float = LOCK_TIMEOUT,
+                 encryption_keys: str | Sequence[str] | Keyring | None = None,
+                 retention: RetentionPolicy | Mapping[str, Any] | None = None) -> None:
+        if encryption_keys is None:
+            encryption_keys = os.environ.get(ENCRYPTION_KEYS_ENV) or None
+        self._keyring = parse_keys(encryption_keys)
+        if retention is not None:
+            self.retention_policy = (retention if isinstance(retention, RetentionPolicy)
+                                     else RetentionPolicy.from_mapping(retention))
         self._engine = Engine(db_url, migration_lock_timeout=migration_lock_timeout)
         self._db: Any = self._engine.database
         self._model = bind_model(self._db)
         self._sql = Statements(self._db, self._model)
+        self._apps = AppStore(self._engine, self._keyring)
+        self._retention = PeeweeRetention(self._engine)
 
     # -- introspection --------------------------------------------------------------------
 
@@ -91,6 +120,16 @@ class PeeweeCheckpointProvider(CheckpointProvider):
     def database(self) -> pw.Database:
         """The Peewee database this provider uses."""
         return self._engine.database  # type: ignore[no-any-return]
+
+    @property
+    def engine(self) -> Engine:
+        """The engine under this provider (connections, migrations, retries)."""
+        return self._engine
+
+    @property
+    def keyring(self) -> Keyring:
+        """The encryption keys (their ids only show; the first encrypts)."""
+        return self._keyring
 
     @property
     def model(self) -> type[Checkpoint]:
@@ -192,7 +231,8 @@ class PeeweeCheckpointProvider(CheckpointProvider):
 
     def _row(self, checkpoint_id: str, checkpoint: NamedCheckpoint, data: bytes,
              codec: int) -> list[Any]:
-        """The INSERT's parameters for one checkpoint."""
+        """The INSERT's parameters for one checkpoint (its state encrypted, with keys)."""
+        key_id, data = self._keyring.encrypt(data, row_aad(TABLE_NAME, checkpoint_id, codec))
         return self._sql.insert.params({
             "id": checkpoint_id,
             "name": checkpoint.name,
@@ -202,6 +242,7 @@ class PeeweeCheckpointProvider(CheckpointProvider):
             "agent_type": checkpoint.agent_type,
             "created_at": checkpoint.created_at,
             "state_codec": codec,
+            "state_key": key_id,
         })
 
     def _insert(self, row: list[Any], sent: list[bool]) -> bool:
@@ -254,8 +295,11 @@ class PeeweeCheckpointProvider(CheckpointProvider):
         row = self._query_one(self._sql.retrieve, {"id": checkpoint_id})
         if row is None:
             return None
-        *values, codec = row
-        values[3] = unpack_state(codec, values[3])
+        *values, codec, key_id = row
+        data = self._keyring.decrypt(key_id, values[3],
+                                     row_aad(TABLE_NAME, checkpoint_id, codec),
+                                     what=f"checkpoint {checkpoint_id}")
+        values[3] = unpack_state(codec, data)
         return StoredCheckpoint(*values)
 
     def list_checkpoints(
@@ -267,15 +311,20 @@ class PeeweeCheckpointProvider(CheckpointProvider):
         before: int | None = None,
         after: int | None = None,
         limit: int | None = None,
+        order: str = "desc",
     ) -> list[CheckpointListItem]:
-        """List matching checkpoints newest first (ties by id, descending), without states."""
+        """List matching checkpoints newest first (ties by id, descending), without states.
+
+        ``order="asc"``: oldest first, ties by id ascending (the same indexes, read backwards).
+        """
+        check_order(order)
         check_limit(limit)
         values = filter_values(agent_id, session_id, agent_type, before, after)
         if values is None or limit == 0:
             return []
         if limit is not None:
             values["limit"] = limit
-        statement = self._sql.list(_filters(values), limited=limit is not None)
+        statement = self._sql.list(_filters(values), limited=limit is not None, order=order)
         self._engine.ensure_ready()
         rows = self._query_all(statement, values)
         return list_items(rows)
@@ -290,6 +339,7 @@ class PeeweeCheckpointProvider(CheckpointProvider):
         after: int | None = None,
         limit: int = 50,
         cursor: str | None = None,
+        order: str = "desc",
     ) -> CheckpointPage:
         """One page of the listing and the cursor of the next (see CheckpointProvider).
 
@@ -297,12 +347,13 @@ class PeeweeCheckpointProvider(CheckpointProvider):
         any table size, unlike OFFSET, which reads every row it skips.
         """
         check_page_limit(limit)
-        position = decode_cursor(cursor) if cursor is not None else None
+        check_order(order)
+        position = decode_cursor(cursor, order) if cursor is not None else None
         values = filter_values(agent_id, session_id, agent_type, before, after)
         if values is None:
             return CheckpointPage([], None)
         self._engine.ensure_ready()
-        return self._page(values, limit, position)
+        return self._page(values, limit, position, order)
 
     def iter_checkpoints(
         self,
@@ -312,19 +363,23 @@ class PeeweeCheckpointProvider(CheckpointProvider):
         agent_type: str | None = None,
         before: int | None = None,
         after: int | None = None,
+        order: str = "desc",
     ) -> Iterator[CheckpointListItem]:
-        """Yield every match newest first, reading ``iter_page_size`` rows per query."""
+        """Yield every match newest first (or oldest first with ``order="asc"``), reading
+        ``iter_page_size`` rows per query."""
         # Checked now, not at the first next(): a bad filter fails where it was passed.
+        check_order(order)
         values = filter_values(agent_id, session_id, agent_type, before, after)
-        return self._iterate(values)
+        return self._iterate(values, order)
 
-    def _iterate(self, values: dict[str, Any] | None) -> Iterator[CheckpointListItem]:
+    def _iterate(self, values: dict[str, Any] | None, order: str = "desc"
+                 ) -> Iterator[CheckpointListItem]:
         if values is None:
             return
         self._engine.ensure_ready()
         position: tuple[int, str] | None = None
         while True:
-            page = self._page(values, self.iter_page_size, position)
+            page = self._page(values, self.iter_page_size, position, order)
             yield from page.items
             if page.next_cursor is None:
                 return
@@ -332,7 +387,8 @@ class PeeweeCheckpointProvider(CheckpointProvider):
             position = (last.created_at, last.id)
 
     def _page(
-        self, values: dict[str, Any], limit: int, position: tuple[int, str] | None
+        self, values: dict[str, Any], limit: int, position: tuple[int, str] | None,
+        order: str = "desc",
     ) -> CheckpointPage:
         values = dict(values)
         if position is not None:
@@ -340,13 +396,34 @@ class PeeweeCheckpointProvider(CheckpointProvider):
             values["cursor_at"], values["cursor_id"] = position
         # One row more than the page tells whether another page follows.
         values["limit"] = limit + 1
-        statement = self._sql.list(_filters(values), limited=True)
+        statement = self._sql.list(_filters(values), limited=True, order=order)
         rows = self._query_all(statement, values)
         items = list_items(rows[:limit])
         if len(rows) > limit:
             last = items[-1]
-            return CheckpointPage(items, encode_cursor(last.created_at, last.id))
+            return CheckpointPage(items, encode_cursor(last.created_at, last.id, order))
         return CheckpointPage(items, None)
+
+    def count_checkpoints(
+        self,
+        *,
+        agent_id: str | None = None,
+        session_id: str | None = None,
+        agent_type: str | None = None,
+        before: int | None = None,
+        after: int | None = None,
+    ) -> int:
+        """How many checkpoints match: one ``SELECT COUNT(*)`` on the filters' index.
+
+        A count still reads every matching index entry (see the README for its cost at a
+        million rows); to walk a large store, page by cursor.
+        """
+        values = filter_values(agent_id, session_id, agent_type, before, after)
+        if values is None:
+            return 0
+        self._engine.ensure_ready()
+        row = self._query_one(self._sql.count(_filters(values)), values, "count checkpoints")
+        return int(row[0])
 
     def prune(
         self,
@@ -442,17 +519,73 @@ class PeeweeCheckpointProvider(CheckpointProvider):
 
         return self._engine.run("delete a checkpoint", run) > 0
 
+    # -- retention ------------------------------------------------------------------------
+
+    def apply_retention(self, dry_run: bool = False, *,
+                        policy: RetentionPolicy | None = None) -> RetentionReport:
+        """Delete what the retention policy no longer keeps; returns rows and bytes per rule.
+
+        See :meth:`CheckpointProvider.apply_retention`. Each rule walks an index and deletes
+        500 rows per autocommitted statement; bytes are the stored (compressed, possibly
+        encrypted) size of the states removed.
+        """
+        return self._retention.apply(require_policy(self, policy), dry_run)
+
+    def rekey(self, *, decrypt: bool = False) -> int:
+        """Re-encrypt every state not under the first key (``decrypt``: store all plain);
+        returns how many rows were rewritten. Resumable; batches of 500, one short
+        transaction each (the ``rekey`` command runs this)."""
+        from ._rekey import rekey
+
+        return rekey(self, decrypt=decrypt).rewritten
+
+    def claim_retention_run(self, interval_ms: int) -> bool:
+        """Claim the current retention interval in the database (one conditional UPDATE of
+        the lease row): of many processes asking at once, one gets True."""
+        return self._retention.claim(interval_ms)
+
+    # -- app checkpoints ------------------------------------------------------------------
+
+    def store_app_checkpoint(self, checkpoint: AppCheckpoint) -> str:
+        """Store an app checkpoint; returns its new id (a 26-character ULID)."""
+        return self._apps.store(checkpoint)
+
+    def import_app_checkpoint(self, checkpoint: StoredAppCheckpoint) -> bool:
+        """Store an app checkpoint under its own id; False (nothing written) if it exists."""
+        return self._apps.import_(checkpoint)
+
+    def retrieve_app_checkpoint(self, checkpoint_id: str) -> StoredAppCheckpoint | None:
+        """Return the app checkpoint with this id, or None (also for a malformed id)."""
+        return self._apps.retrieve(checkpoint_id)
+
+    def list_app_checkpoints(self, *, limit: int | None = None) -> list[AppCheckpointListItem]:
+        """App checkpoints newest first (ties by id descending), without their states."""
+        return self._apps.list(limit)
+
+    def latest_app_checkpoint(self) -> StoredAppCheckpoint | None:
+        """The newest app checkpoint with its state (one query), or None."""
+        return self._apps.latest()
+
+    def delete_app_checkpoint(self, checkpoint_id: str) -> bool:
+        """Delete an app checkpoint; True if one was removed."""
+        return self._apps.delete(checkpoint_id)
+
+    def count_app_checkpoints(self) -> int:
+        """How many app checkpoints are stored."""
+        return self._apps.count()
+
     def close(self) -> None:
         """Close every connection this provider opened (later calls reconnect)."""
         self._engine.close()
 
     # -- execution ------------------------------------------------------------------------
 
-    def _query_one(self, statement: Statement, values: dict[str, Any]) -> Any:
+    def _query_one(self, statement: Statement, values: dict[str, Any],
+                   action: str = "read") -> Any:
         def run() -> Any:
             return self._db.execute_sql(statement.sql, statement.params(values)).fetchone()
 
-        return self._engine.run("read", run)
+        return self._engine.run(action, run)
 
     def _query_all(self, statement: Statement, values: dict[str, Any]) -> list[Any]:
         def run() -> list[Any]:

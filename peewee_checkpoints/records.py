@@ -8,10 +8,13 @@ from dataclasses import dataclass, field
 from typing import Any
 
 __all__ = [
+    "AppCheckpoint",
+    "AppCheckpointListItem",
     "CheckpointListItem",
     "CheckpointPage",
     "ImportCounts",
     "NamedCheckpoint",
+    "StoredAppCheckpoint",
     "StoredCheckpoint",
     "now_ms",
 ]
@@ -129,3 +132,45 @@ class CheckpointPage:
     """The page's checkpoints, newest first (``created_at`` descending, ties by id descending)."""
     next_cursor: str | None = None
     """Pass as ``cursor=`` to get the next page; None on the last page."""
+
+
+@dataclass(frozen=True)
+class AppCheckpoint:
+    """An app checkpoint to store: a named snapshot of the whole application's state."""
+
+    name: str
+    """Human-readable label, for example ``"nightly"``; not unique."""
+    state: dict[str, Any]
+    """The application's state: a JSON object, under the same rules as a checkpoint's."""
+    created_at: int = field(default_factory=now_ms)
+    """Creation time in epoch milliseconds; defaults to now."""
+
+
+@dataclass(frozen=True)
+class StoredAppCheckpoint:
+    """An app checkpoint as stored: its id plus every field of :class:`AppCheckpoint`."""
+
+    id: str
+    """Unique id given by ``store_app_checkpoint``; ids sort by creation time."""
+    name: str
+    """Human-readable label."""
+    state: dict[str, Any]
+    """The application's state, equal (``==``) to what was stored."""
+    created_at: int = field(default_factory=now_ms)
+    """Creation time in epoch milliseconds."""
+
+    def to_app_checkpoint(self) -> AppCheckpoint:
+        """Return the same app checkpoint without its id."""
+        return AppCheckpoint(name=self.name, state=self.state, created_at=self.created_at)
+
+
+@dataclass(frozen=True)
+class AppCheckpointListItem:
+    """One row of ``list_app_checkpoints``: a :class:`StoredAppCheckpoint` without ``state``."""
+
+    id: str
+    """Unique id of the app checkpoint."""
+    name: str
+    """Human-readable label."""
+    created_at: int = 0
+    """Creation time in epoch milliseconds."""

@@ -21,6 +21,7 @@ from typing import Any
 
 from .errors import ConfigError, ProviderNotFoundError
 from .interface import CheckpointProvider
+from .retention import RetentionPolicy
 
 __all__ = [
     "ENTRY_POINT_GROUP",
@@ -166,6 +167,10 @@ def create_provider(
     factory = get_provider(type_name)
     options = dict(options or {})
     where = f"{label} (type {type_name!r})" if label else f"provider type {type_name!r}"
+    # The retention table is for every provider type: it becomes provider.retention_policy.
+    policy = options.pop("retention", None)
+    if policy is not None and not isinstance(policy, RetentionPolicy):
+        policy = RetentionPolicy.from_mapping(policy, f"{where}: retention")
     _check_options(factory, options, where)
     try:
         provider = factory(**options)
@@ -180,6 +185,8 @@ def create_provider(
             f"{where} returned a {type(provider).__name__}, not a CheckpointProvider; the "
             "entry point must name a CheckpointProvider subclass or a function returning one"
         )
+    if policy is not None:
+        provider.retention_policy = policy
     return provider
 
 

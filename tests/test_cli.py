@@ -603,7 +603,7 @@ def test_a_count_that_fails_is_a_storage_error_that_never_chains_a_password(
             cli_module._count(session, provider)
     assert "hunter2" not in str(leaked.value) and "***" in str(leaked.value)
     assert leaked.value.__cause__ is None and leaked.value.__context__ is None
-    assert cli_module._count(session, MemoryCheckpointProvider()) is None
+    assert cli_module._count(session, MemoryCheckpointProvider()) == 0  # its count_checkpoints
 
 
 def test_export_and_copy_count_rows_only_for_a_progress_bar_someone_sees(

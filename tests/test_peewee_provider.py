@@ -140,7 +140,13 @@ def test_mysql_tables_are_utf8mb4_with_an_exact_collation_in_a_latin1_database(
         "SELECT COLUMN_NAME, CHARACTER_SET_NAME, COLLATION_NAME FROM information_schema.COLUMNS "
         "WHERE TABLE_SCHEMA = DATABASE() AND TABLE_NAME = 'peewee_checkpoints' "
         "AND CHARACTER_SET_NAME IS NOT NULL").fetchall()
-    assert {c[0] for c in columns} == {"id", "name", "agent_id", "session_id", "agent_type"}
+    assert {c[0] for c in columns} == {"id", "name", "agent_id", "session_id", "agent_type",
+                                       "state_key"}
+    columns += db.execute_sql(
+        "SELECT COLUMN_NAME, CHARACTER_SET_NAME, COLLATION_NAME FROM information_schema.COLUMNS "
+        "WHERE TABLE_SCHEMA = DATABASE() AND TABLE_NAME IN ('peewee_checkpoints_app', "
+        "'peewee_checkpoints_leases') AND CHARACTER_SET_NAME IS NOT NULL").fetchall()
+    assert len(columns) == 6 + 3 + 2
     for _name, charset, collation in columns:
         assert charset == "utf8mb4"
         assert collation in ("utf8mb4_nopad_bin", "utf8mb4_0900_bin")

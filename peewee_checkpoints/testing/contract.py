@@ -13,9 +13,12 @@ import pytest
 from ..errors import CheckpointError, InvalidCheckpointError
 from ..interface import CheckpointProvider
 from ..records import (
+    AppCheckpoint,
+    AppCheckpointListItem,
     CheckpointListItem,
     CheckpointPage,
     NamedCheckpoint,
+    StoredAppCheckpoint,
     StoredCheckpoint,
     now_ms,
 )
@@ -434,6 +437,190 @@ class CheckpointProviderContract:
     ) -> None:
         with pytest.raises(InvalidCheckpointError):
             provider.page_checkpoints(limit=limit)
+
+    # -- order and count -----------------------------------------------------------------
+
+    def test_order_asc_is_the_exact_reverse_of_the_listing(
+        self, provider: CheckpointProvider
+    ) -> None:
+        for i in range(25):
+            provider.store_checkpoint(_cp(agent_id=f"a{i % 2}", created_at=300 + i // 4))
+        newest_first = provider.list_checkpoints()
+        assert provider.list_checkpoints(order="desc") == newest_first
+        oldest_first = provider.list_checkpoints(order="asc")
+        assert oldest_first == newest_first[::-1]
+        assert oldest_first == sorted(oldest_first, key=_order_key)
+        assert provider.list_checkpoints(order="asc", limit=3) == oldest_first[:3]
+        assert provider.list_checkpoints(order="asc", agent_id="a1", after=301, before=305) == \
+            provider.list_checkpoints(agent_id="a1", after=301, before=305)[::-1]
+
+    def test_pages_and_iter_walk_oldest_first_with_ties_by_id_ascending(
+        self, provider: CheckpointProvider
+    ) -> None:
+        provider.iter_page_size = 4
+        for i in range(30):
+            provider.store_checkpoint(_cp(agent_id=f"a{i % 3}", created_at=900 + i // 7))
+        expected = provider.list_checkpoints(order="asc")
+        for limit in (1, 4, 7, 50):
+            walked = [i for p in _walk(provider, limit, order="asc") for i in p.items]
+            assert walked == expected, limit
+        assert list(provider.iter_checkpoints(order="asc")) == expected
+        assert list(provider.iter_checkpoints(order="asc", agent_id="a2", before=903)) == \
+            provider.list_checkpoints(order="asc", agent_id="a2", before=903)
+        walked = [i for p in _walk(provider, 3, order="asc", after=901) for i in p.items]
+        assert walked == provider.list_checkpoints(order="asc", after=901)
+
+    def test_a_cursor_is_refused_by_the_other_order(self, provider: CheckpointProvider) -> None:
+        for t in range(6):
+            provider.store_checkpoint(_cp(created_at=t))
+        desc = provider.page_checkpoints(limit=2).next_cursor
+        asc = provider.page_checkpoints(limit=2, order="asc").next_cursor
+        assert desc is not None and asc is not None and desc != asc
+        with pytest.raises(InvalidCheckpointError, match="order"):
+            provider.page_checkpoints(limit=2, cursor=desc, order="asc")
+        with pytest.raises(InvalidCheckpointError, match="order"):
+            provider.page_checkpoints(limit=2, cursor=asc)
+        assert [i.created_at for i in provider.page_checkpoints(
+            limit=2, cursor=asc, order="asc").items] == [2, 3]
+
+    @pytest.mark.parametrize("order", ["ASC", "newest", None, 1])
+    def test_an_unknown_order_is_refused(self, provider: CheckpointProvider, order: Any) -> None:
+        with pytest.raises(InvalidCheckpointError):
+            provider.list_checkpoints(order=order)
+        with pytest.raises(InvalidCheckpointError):
+            provider.page_checkpoints(order=order)
+        with pytest.raises(InvalidCheckpointError):
+            list(provider.iter_checkpoints(order=order))
+
+    def test_count_matches_the_listing_for_every_filter(
+        self, provider: CheckpointProvider
+    ) -> None:
+        assert provider.count_checkpoints() == 0
+        for t in range(30):
+            provider.store_checkpoint(_cp(agent_id=f"a{t % 3}", session_id=f"s{t % 2}",
+                                          agent_type="T" if t % 5 else "t",
+                                          created_at=100 + t // 2))
+        for filters in ({}, {"agent_id": "a1"}, {"agent_id": "a0", "session_id": "s1"},
+                        {"after": 103, "before": 110}, {"agent_type": "t"},
+                        {"agent_type": "T", "before": 105}, {"agent_id": "nobody"},
+                        {"agent_id": "a\x00"}, {"before": 0}, {"after": 2**63 - 1}):
+            count = provider.count_checkpoints(**filters)
+            assert count == len(provider.list_checkpoints(**filters)), filters
+        with pytest.raises(InvalidCheckpointError):
+            provider.count_checkpoints(before="now")  # type: ignore[arg-type]
+
+    # -- app checkpoints ------------------------------------------------------------------
+    # Skipped for a provider that does not store them (it keeps the interface's defaults).
+
+    @pytest.fixture
+    def apps(self, provider: CheckpointProvider) -> CheckpointProvider:
+        if not provider.supports_app_checkpoints:
+            pytest.skip(f"{type(provider).__name__} does not store app checkpoints")
+        return provider
+
+    def test_app_checkpoint_round_trips_every_field(self, apps: CheckpointProvider) -> None:
+        cp = AppCheckpoint(name="nightly", state={"agents": ["a", "b"], "n": 2**63 - 1},
+                           created_at=1_700_000_000_123)
+        checkpoint_id = apps.store_app_checkpoint(cp)
+        assert isinstance(checkpoint_id, str) and checkpoint_id
+        got = apps.retrieve_app_checkpoint(checkpoint_id)
+        assert got == StoredAppCheckpoint(id=checkpoint_id, name="nightly", state=cp.state,
+                                          created_at=1_700_000_000_123)
+        assert got is not None and got.to_app_checkpoint() == cp
+        before = now_ms()
+        fresh = apps.retrieve_app_checkpoint(apps.store_app_checkpoint(
+            AppCheckpoint(name="now", state={})))
+        assert fresh is not None and before - 5 <= fresh.created_at <= now_ms() + 5
+
+    @pytest.mark.parametrize("label", ["64-bit integers", "unicode with NUL, emoji and "
+                                       "right-to-left text", "a 200 KB chat history (past "
+                                       "MySQL's 64 KB TEXT)", "keys in a non-sorted order"])
+    def test_app_checkpoint_tricky_state_round_trips_exactly(
+        self, apps: CheckpointProvider, label: str
+    ) -> None:
+        state = TRICKY_STATES[label]
+        got = apps.retrieve_app_checkpoint(apps.store_app_checkpoint(
+            AppCheckpoint(name="x", state=state)))
+        assert got is not None
+        assert_same_json(got.state, state)
+
+    def test_app_checkpoints_list_newest_first_without_states(
+        self, apps: CheckpointProvider
+    ) -> None:
+        assert apps.list_app_checkpoints() == []
+        assert apps.latest_app_checkpoint() is None
+        ids = [apps.store_app_checkpoint(AppCheckpoint(name=f"n{i}", state={"i": i},
+                                                       created_at=100 + i // 3))
+               for i in range(10)]
+        listed = apps.list_app_checkpoints()
+        assert all(isinstance(i, AppCheckpointListItem) for i in listed)
+        assert not any(hasattr(i, "state") for i in listed)
+        assert [(i.created_at, i.id) for i in listed] == sorted(
+            ((i.created_at, i.id) for i in listed), reverse=True)
+        assert {i.id for i in listed} == set(ids)
+        assert apps.list_app_checkpoints(limit=3) == listed[:3]
+        assert apps.list_app_checkpoints(limit=0) == []
+        latest = apps.latest_app_checkpoint()
+        assert latest is not None and latest.id == listed[0].id
+        assert latest.state == {"i": int(latest.name[1:])}
+        assert apps.count_app_checkpoints() == 10
+        with pytest.raises(InvalidCheckpointError):
+            apps.list_app_checkpoints(limit=-1)
+
+    def test_app_checkpoints_are_apart_from_agent_checkpoints(
+        self, apps: CheckpointProvider
+    ) -> None:
+        app_id = apps.store_app_checkpoint(AppCheckpoint(name="app", state={}))
+        agent_id = apps.store_checkpoint(_cp())
+        assert [i.id for i in apps.list_checkpoints()] == [agent_id]
+        assert [i.id for i in apps.list_app_checkpoints()] == [app_id]
+        assert apps.retrieve_checkpoint(app_id) is None
+        assert apps.retrieve_app_checkpoint(agent_id) is None
+        assert apps.delete_checkpoint(app_id) is False
+        assert apps.delete_app_checkpoint(agent_id) is False
+
+    def test_app_checkpoint_delete_and_unknown_ids(self, apps: CheckpointProvider) -> None:
+        checkpoint_id = apps.store_app_checkpoint(AppCheckpoint(name="x", state={}))
+        for bad in ("", "nope", "a\x00b", "x" * 10_000, "\ud800"):
+            assert apps.retrieve_app_checkpoint(bad) is None
+            assert apps.delete_app_checkpoint(bad) is False
+        assert apps.delete_app_checkpoint(checkpoint_id) is True
+        assert apps.delete_app_checkpoint(checkpoint_id) is False
+        assert apps.retrieve_app_checkpoint(checkpoint_id) is None
+        assert apps.latest_app_checkpoint() is None
+
+    @pytest.mark.parametrize("label", list(INVALID_STATES))
+    def test_app_checkpoint_invalid_state_is_refused(
+        self, apps: CheckpointProvider, label: str
+    ) -> None:
+        with pytest.raises(InvalidCheckpointError):
+            apps.store_app_checkpoint(AppCheckpoint(name="x", state=INVALID_STATES[label]))
+        assert apps.list_app_checkpoints() == []
+
+    @pytest.mark.parametrize("fields", [{"name": ""}, {"name": 5}, {"name": "a\x00"},
+                                        {"created_at": -1}, {"created_at": 1.5}])
+    def test_app_checkpoint_invalid_fields_are_refused(
+        self, apps: CheckpointProvider, fields: dict[str, Any]
+    ) -> None:
+        values: dict[str, Any] = {"name": "x", "state": {}, **fields}
+        with pytest.raises(InvalidCheckpointError):
+            apps.store_app_checkpoint(AppCheckpoint(**values))
+        with pytest.raises(InvalidCheckpointError):
+            apps.store_app_checkpoint(_cp())  # type: ignore[arg-type]
+        assert apps.list_app_checkpoints() == []
+
+    def test_app_checkpoint_import_keeps_the_id_and_skips_an_existing_one(
+        self, apps: CheckpointProvider
+    ) -> None:
+        stored = StoredAppCheckpoint(id="01ARZ3NDEKTSV4RRFFQ69G5FAV", name="copied",
+                                     state={"k": [1, 2]}, created_at=42)
+        assert apps.import_app_checkpoint(stored) is True
+        assert apps.retrieve_app_checkpoint(stored.id) == stored
+        assert apps.import_app_checkpoint(
+            StoredAppCheckpoint(id=stored.id, name="other", state={}, created_at=1)) is False
+        assert apps.retrieve_app_checkpoint(stored.id) == stored
+        with pytest.raises(InvalidCheckpointError):
+            apps.import_app_checkpoint(StoredAppCheckpoint(id="", name="x", state={}))
 
     # -- iteration ------------------------------------------------------------------------
 

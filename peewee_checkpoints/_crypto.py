@@ -1,0 +1,184 @@
+"""Encryption at rest: AES-256-GCM over stored payloads, with named keys for rotation.
+
+A :class:`Keyring` is built from ``encryption_keys=["<key id>:<base64 of 32 bytes>", ...]``:
+the first key encrypts, every key decrypts, and each row records the id of the key its
+payload is encrypted under (so rotating is: put the new key first, keep the old ones until
+``peewee-checkpoints rekey`` has re-encrypted every row). Payloads are encrypted after
+compression. Each encryption draws a fresh random 96-bit nonce; the stored form is::
+
+    b"\\x01" (format) + nonce (12 bytes) + ciphertext + GCM tag (16 bytes)
+
+and the caller binds the payload to where it lives (table, row id, codec) as associated data,
+so a payload copied onto another row, or a codec changed under it, fails authentication like
+any other tampering: a :class:`EncryptionError`, never garbage.
+
+Key material never appears in messages, reprs or logs: errors name key ids only.
+"""
+
+from __future__ import annotations
+
+import base64
+import binascii
+import os
+import re
+from collections.abc import Iterable, Sequence
+
+from .errors import CheckpointError, ConfigError
+
+__all__ = [
+    "EncryptionError",
+    "Keyring",
+    "generate_key",
+    "parse_keys",
+]
+
+_FORMAT = b"\x01"
+_NONCE = 12
+_TAG = 16
+_KEY_ID = re.compile(r"[A-Za-z0-9][A-Za-z0-9._-]{0,63}")
+
+
+class EncryptionError(CheckpointError):
+    """A stored payload cannot be decrypted: its key is missing, or it was altered."""
+
+
+def generate_key() -> str:
+    """A new random 256-bit key, base64-encoded (for ``"<key id>:<this>"``)."""
+    return base64.b64encode(os.urandom(32)).decode("ascii")
+
+
+class _Key:
+    """One key; holds the AESGCM object and never shows the material."""
+
+    __slots__ = ("aead", "id")
+
+    def __init__(self, key_id: str, material: bytes) -> None:
+        try:
+            from cryptography.hazmat.primitives.ciphers.aead import AESGCM
+        except ImportError:  # pragma: no cover - the extra is not installed
+            raise ConfigError(
+                "encryption_keys needs the cryptography package: "
+                "pip install 'peewee-checkpoints[encryption]'"
+            ) from None
+
+        self.id = key_id
+        self.aead = AESGCM(material)
+
+    def __repr__(self) -> str:
+        return f"<key {self.id}>"
+
+
+class Keyring:
+    """The keys a provider encrypts and decrypts with (build it with :func:`parse_keys`).
+
+    The first key encrypts; every key decrypts. An empty keyring encrypts nothing and can
+    only read plain rows.
+    """
+
+    def __init__(self, keys: Sequence[_Key] = ()) -> None:
+        self._keys = list(keys)
+        self._by_id = {k.id: k for k in self._keys}
+
+    @property
+    def primary_id(self) -> str:
+        """The id of the key new payloads are encrypted under; ``""`` when there is none."""
+        return self._keys[0].id if self._keys else ""
+
+    @property
+    def key_ids(self) -> list[str]:
+        """Every key id, the encrypting one first."""
+        return [k.id for k in self._keys]
+
+    def __bool__(self) -> bool:
+        return bool(self._keys)
+
+    def __repr__(self) -> str:
+        return f"Keyring(key_ids={self.key_ids!r})"
+
+    def encrypt(self, data: bytes, aad: bytes) -> tuple[str, bytes]:
+        """``(key id, stored bytes)``; ``("", data)`` unchanged when there is no key."""
+        if not self._keys:
+            return "", data
+        key = self._keys[0]
+        nonce = os.urandom(_NONCE)
+        return key.id, _FORMAT + nonce + key.aead.encrypt(nonce, data, aad)
+
+    def decrypt(self, key_id: str, data: bytes | memoryview, aad: bytes, *,
+                what: str = "a stored state") -> bytes | memoryview:
+        """The plain bytes of a payload stored under ``key_id`` (``""``: not encrypted).
+
+        Raises:
+            EncryptionError: the key is not in this keyring (the message names its id), or
+                the payload fails authentication (altered, truncated, moved to another row).
+        """
+        if not key_id:
+            return data
+        key = self._by_id.get(key_id)
+        if key is None:
+            known = ", ".join(self.key_ids) or "none"
+            raise EncryptionError(
+                f"{what} is encrypted with key {key_id!r}, which is not among the "
+                f"encryption_keys given (key ids: {known}); add that key to read it"
+            )
+        from cryptography.exceptions import InvalidTag
+
+        raw = bytes(data)
+        if len(raw) < 1 + _NONCE + _TAG or raw[:1] != _FORMAT:
+            raise EncryptionError(
+                f"{what} (key {key_id!r}) is not an encrypted payload of a format this version "
+                "knows: it was altered or truncated"
+            )
+        try:
+            return key.aead.decrypt(raw[1:1 + _NONCE], raw[1 + _NONCE:], aad)
+        except InvalidTag:
+            raise EncryptionError(
+                f"{what} failed authentication under key {key_id!r}: it was altered, "
+                "truncated or moved from another row"
+            ) from None
+
+
+def parse_keys(value: str | Iterable[str] | Keyring | None, where: str = "encryption_keys"
+               ) -> Keyring:
+    """Build a :class:`Keyring` from ``["<key id>:<base64 of 32 bytes>", ...]``.
+
+    A single string may hold several entries separated by commas or whitespace (handy for
+    ``encryption_keys = "${CHECKPOINT_KEYS}"`` in TOML). None or an empty list: no encryption.
+
+    Raises:
+        ConfigError: a malformed entry, a key that is not 32 bytes, or a repeated key id. The
+            message says which entry (by position and key id), never the key.
+    """
+    if value is None:
+        return Keyring()
+    if isinstance(value, Keyring):
+        return value
+    entries = value.replace(",", " ").split() if isinstance(value, str) else list(value)
+    keys: list[_Key] = []
+    for position, entry in enumerate(entries):
+        label = f"{where}[{position}]"
+        if not isinstance(entry, str):
+            raise ConfigError(f"{label} must be a string '<key id>:<base64 of 32 bytes>'")
+        key_id, sep, encoded = entry.strip().partition(":")
+        if not sep or not _KEY_ID.fullmatch(key_id):
+            raise ConfigError(
+                f"{label} is not '<key id>:<base64 of 32 bytes>' (a key id of letters, "
+                "digits, '.', '_' or '-', at most 64, then a colon and the key)"
+            )
+        try:
+            material = base64.b64decode(encoded.strip(), validate=True)
+        except (binascii.Error, ValueError):
+            material = b""
+        if len(material) != 32:
+            raise ConfigError(
+                f"{label} (key id {key_id!r}): the key must be 32 bytes in base64 (44 "
+                "characters); make one with `peewee-checkpoints keygen`"
+            )
+        if any(k.id == key_id for k in keys):
+            raise ConfigError(f"{label}: key id {key_id!r} is given twice")
+        keys.append(_Key(key_id, material))
+    return Keyring(keys)
+
+
+def row_aad(table: str, row_id: str, codec: int) -> bytes:
+    """The associated data binding a stored state to its table, row and codec."""
+    return f"{table}\x00{row_id}\x00{codec}".encode()
