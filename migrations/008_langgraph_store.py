@@ -123,12 +123,12 @@ def _mysql_schema(db: Any) -> None:
 
 def _rekey_long_namespaces(db: Any) -> None:
     """Rewrite namespaces longer than 190 characters (written before this migration)."""
-    p = db.param
+    param = db.param
     found: set[tuple[str, str]] = set()
     for table in _NS_TABLES:
         cursor = db.execute_sql(
             f"SELECT DISTINCT thread_id, checkpoint_ns FROM {table} "
-            f"WHERE LENGTH(checkpoint_ns) > {p}",
+            f"WHERE LENGTH(checkpoint_ns) > {param}",
             (_NS_RAW_MAX // 4,),  # LENGTH counts bytes on MySQL: look wide, check in Python
         )
         found.update((row[0], row[1]) for row in cursor.fetchall())
@@ -138,13 +138,13 @@ def _rekey_long_namespaces(db: Any) -> None:
         key = _ns_key(ns)
         for table in _NS_TABLES:
             db.execute_sql(
-                f"UPDATE {table} SET checkpoint_ns = {p} "
-                f"WHERE thread_id = {p} AND checkpoint_ns = {p}",
+                f"UPDATE {table} SET checkpoint_ns = {param} "
+                f"WHERE thread_id = {param} AND checkpoint_ns = {param}",
                 (key, thread_id, ns),
             )
         db.execute_sql(
-            f"UPDATE {CHECKPOINTS} SET checkpoint_ns_full = {p} "
-            f"WHERE thread_id = {p} AND checkpoint_ns = {p}",
+            f"UPDATE {CHECKPOINTS} SET checkpoint_ns_full = {param} "
+            f"WHERE thread_id = {param} AND checkpoint_ns = {param}",
             (ns, thread_id, key),
         )
 
@@ -152,7 +152,7 @@ def _rekey_long_namespaces(db: Any) -> None:
 def _restore_namespaces(db: Any) -> None:
     """Undo the key form: namespaces that fit 003's 255 characters get theirs back; threads'
     rows in namespaces that don't are deleted (003 cannot hold them)."""
-    p = db.param
+    param = db.param
     cursor = db.execute_sql(
         f"SELECT DISTINCT thread_id, checkpoint_ns, checkpoint_ns_full FROM {CHECKPOINTS} "
         "WHERE checkpoint_ns_full IS NOT NULL"
@@ -161,13 +161,13 @@ def _restore_namespaces(db: Any) -> None:
         for table in _NS_TABLES:
             if len(full) <= _OLD_NS_MAX:
                 db.execute_sql(
-                    f"UPDATE {table} SET checkpoint_ns = {p} "
-                    f"WHERE thread_id = {p} AND checkpoint_ns = {p}",
+                    f"UPDATE {table} SET checkpoint_ns = {param} "
+                    f"WHERE thread_id = {param} AND checkpoint_ns = {param}",
                     (full, thread_id, key),
                 )
             else:
                 db.execute_sql(
-                    f"DELETE FROM {table} WHERE thread_id = {p} AND checkpoint_ns = {p}",
+                    f"DELETE FROM {table} WHERE thread_id = {param} AND checkpoint_ns = {param}",
                     (thread_id, key),
                 )
 

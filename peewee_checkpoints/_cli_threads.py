@@ -40,6 +40,8 @@ CHECKPOINTS = "peewee_checkpoints_lg_checkpoints"
 BLOBS = "peewee_checkpoints_lg_blobs"
 WRITES = "peewee_checkpoints_lg_writes"
 STORE = "peewee_checkpoints_lg_store"
+# A thread's rows besides its checkpoints.
+_SIDE_TABLES = (BLOBS, WRITES)
 
 #: kind -> (table, columns, key columns, binary columns)
 _TABLES: dict[str, tuple[str, tuple[str, ...], tuple[str, ...], frozenset[str]]] = {
@@ -193,7 +195,8 @@ class _Tables:
         for start in range(0, len(rows), 100):
             chunk = rows[start : start + 100]
             params = [v for row in chunk for v in row]
-            cursor = self.engine.execute(self.insert_sql(kind, len(chunk)), params)
+            sql = self.insert_sql(kind, len(chunk))  # column names from _TABLES, values bound
+            cursor = self.engine.execute(sql, params)
             written += max(int(cursor.rowcount or 0), 0)
         return written
 
@@ -403,10 +406,10 @@ def _thread_page(tables: _Tables, after: str | None, limit: int) -> list[dict[st
         if found:
             marks = ", ".join([p] * len(found))
             for table in (BLOBS, WRITES):
-                for thread_id, size in tables.engine.execute(
-                    f"SELECT thread_id, SUM(LENGTH(data)) FROM {table} "
-                    f"WHERE thread_id IN ({marks}) GROUP BY thread_id", list(found)
-                ).fetchall():
+                # Table names are constants; the thread ids travel as parameters.
+                statement = (f"SELECT thread_id, SUM(LENGTH(data)) FROM {table} "
+                             f"WHERE thread_id IN ({marks}) GROUP BY thread_id")
+                for thread_id, size in tables.engine.execute(statement, list(found)).fetchall():
                     found[thread_id]["bytes"] += int(size or 0)
         return list(found.values())
 
@@ -506,16 +509,16 @@ def delete_threads(thread_ids: tuple[str, ...], json_: bool) -> None:
     """Delete threads: every checkpoint, value and pending write, in every namespace."""
     deleted: dict[str, int] = {}
     with _tables() as tables:
-        p = tables.p
+        param = tables.p
         for thread_id in thread_ids:
 
             def run(thread_id: str = thread_id) -> int:
                 with tables.engine.transaction():
                     n = tables.engine.execute(
-                        f"DELETE FROM {CHECKPOINTS} WHERE thread_id = {p}", (thread_id,)
+                        f"DELETE FROM {CHECKPOINTS} WHERE thread_id = {param}", (thread_id,)
                     ).rowcount
-                    for table in (BLOBS, WRITES):
-                        tables.engine.execute(f"DELETE FROM {table} WHERE thread_id = {p}",
+                    for table in _SIDE_TABLES:
+                        tables.engine.execute(f"DELETE FROM {table} WHERE thread_id = {param}",
                                               (thread_id,))
                     return max(int(n or 0), 0)
 

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import multiprocessing
 import os
+import threading
 import time
 from pathlib import Path
 from typing import Any
@@ -210,6 +211,11 @@ def test_acknowledged_stores_survive_a_node_killed_mid_write(
     for p in procs:
         p.start()
     os.close(write_fd)
+    # Drain the pipe while the writers run: a full pipe (64 KiB, about 2,400 ids) would block
+    # them in os.write, and they would never reach the kill.
+    acks_read: list[str] = []
+    reader = threading.Thread(target=lambda: acks_read.append(os.fdopen(read_fd).read()))
+    reader.start()
     time.sleep(2.0)
     galera.kill(victim)
     killed_at = time.monotonic()
@@ -218,8 +224,8 @@ def test_acknowledged_stores_survive_a_node_killed_mid_write(
         if p.is_alive():
             p.kill()
             p.join(5)
-    with os.fdopen(read_fd) as acks:
-        acknowledged = [line for line in acks.read().split("\n") if len(line) == 26]
+    reader.join(30)
+    acknowledged = [line for line in "".join(acks_read).split("\n") if len(line) == 26]
     reports = read_reports(outs)
     rejoin_seconds = galera.restart(victim)
 
