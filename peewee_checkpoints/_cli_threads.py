@@ -123,7 +123,7 @@ class _Tables:
     def __init__(self, engine: Engine) -> None:
         self.engine = engine
         self.p = engine.param
-        self.backend = engine.backend
+        self.profile = engine.profile
         engine.ensure_ready()
 
     def run(self, action: str, fn: Any) -> Any:
@@ -131,8 +131,8 @@ class _Tables:
 
     def _select_list(self, kind: str) -> str:
         _, columns, _, _ = _TABLES[kind]
-        if self.backend == "postgres" and kind == "store_item":
-            return ", ".join("CAST(value AS TEXT)" if c == "value" else c for c in columns)
+        if kind == "store_item":
+            return ", ".join(self.profile.json_text(c) if c == "value" else c for c in columns)
         return ", ".join(columns)
 
     def thread_ids(self, after: str | None, limit: int) -> list[str]:
@@ -180,12 +180,9 @@ class _Tables:
         table, columns, keys, _ = _TABLES[kind]
         p = self.p
         one = "(" + ", ".join(
-            f"CAST({p} AS JSONB)" if self.backend == "postgres" and c == "value" else p
+            self.profile.json_param(p) if kind == "store_item" and c == "value" else p
             for c in columns) + ")"
-        if self.backend == "mysql":
-            tail = f" ON DUPLICATE KEY UPDATE {keys[0]} = {keys[0]}"
-        else:
-            tail = f" ON CONFLICT ({', '.join(keys)}) DO NOTHING"
+        tail = self.profile.keep_existing(keys[0], keys)
         return (f"INSERT INTO {table} ({', '.join(columns)}) VALUES "
                 + ", ".join([one] * rows) + tail)
 

@@ -17,7 +17,7 @@ import socket
 import sqlite3
 import time
 import uuid
-from collections.abc import Iterator
+from collections.abc import Iterator, Sequence
 from contextlib import AbstractContextManager, contextmanager
 from typing import Any, ClassVar
 
@@ -87,6 +87,52 @@ class BackendProfile:
     def __repr__(self) -> str:
         return f"{type(self).__name__}({self.url!r})"
 
+    # -- SQL dialect ----------------------------------------------------------------------
+    # The adapters write their own SQL (peewee's query builder cannot say these), and take
+    # every difference between backends from here rather than testing the backend's name.
+
+    #: Appended to a SELECT that must lock its rows until the transaction ends. SQLite locks
+    #: the whole database on the first write instead, and has no FOR UPDATE.
+    row_lock: ClassVar[str] = " FOR UPDATE"
+
+    def keep_existing(self, column: str, keys: Sequence[str] = ()) -> str:
+        """The tail that turns an INSERT into a no-op where a row with the same key exists
+        (``keys``: the conflict target; empty means any unique key). ``column`` is one of the
+        table's columns, for MySQL's no-op update: INSERT IGNORE would also turn real errors,
+        like a value too long, into warnings.
+        """
+        target = f" ({', '.join(keys)})" if keys else ""
+        return f" ON CONFLICT{target} DO NOTHING"
+
+    def upsert(self, keys: Sequence[str]) -> str:
+        """The head of an INSERT's tail that updates the existing row with the same ``keys``;
+        assignments follow, using :meth:`excluded` for the values the INSERT proposed.
+        """
+        return f" ON CONFLICT ({', '.join(keys)}) DO UPDATE SET "
+
+    def excluded(self, column: str) -> str:
+        """In an :meth:`upsert`'s assignments: the value the INSERT proposed for ``column``."""
+        return f"excluded.{column}"
+
+    def json_param(self, param: str) -> str:
+        """A placeholder for JSON text bound into a JSON column."""
+        return param
+
+    def json_text(self, column: str) -> str:
+        """A JSON column read back as JSON text."""
+        return column
+
+    def json_object_rows(self, column: str, alias: str) -> str | None:
+        """A join that gives one row ``alias.key, alias.value`` (text) per member of the JSON
+        object in ``column``, or None where the backend has none that serves (MySQL's
+        JSON_TABLE needs MySQL 8 / MariaDB 10.6; callers then use two statements).
+        """
+        return f"CROSS JOIN json_each({column}) AS {alias}"
+
+    def index_hint(self, index: str) -> str:
+        """A hint that makes the planner read ``index`` (empty where the planner needs none)."""
+        return ""
+
     # -- connections ----------------------------------------------------------------------
 
     def refine(self, conn: Any) -> BackendProfile:
@@ -154,6 +200,7 @@ class SqliteProfile(BackendProfile):
     """SQLite: a file, one writer at a time, DDL inside transactions."""
 
     name = "sqlite"
+    row_lock = ""
 
     def is_broken(self, conn: Any) -> bool:
         try:
@@ -224,6 +271,15 @@ class PostgresProfile(BackendProfile):
     # serialization_failure, deadlock_detected
     retryable_codes = frozenset({"40001", "40P01"})
     missing_table_code = "42P01"  # undefined_table
+
+    def json_param(self, param: str) -> str:
+        return f"CAST({param} AS JSONB)"
+
+    def json_text(self, column: str) -> str:
+        return f"CAST({column} AS TEXT)"
+
+    def json_object_rows(self, column: str, alias: str) -> str | None:
+        return f"CROSS JOIN LATERAL jsonb_each_text({column}::jsonb) AS {alias}(key, value)"
 
     def refine(self, conn: Any) -> BackendProfile:
         in_recovery = _pg_in_recovery(conn)
@@ -310,6 +366,23 @@ class MySQLProfile(BackendProfile):
     # ER_LOCK_DEADLOCK (also Galera's certification failure), ER_LOCK_WAIT_TIMEOUT
     retryable_codes = frozenset({1213, 1205})
     missing_table_code = 1146  # ER_NO_SUCH_TABLE
+
+    def keep_existing(self, column: str, keys: Sequence[str] = ()) -> str:
+        return f" ON DUPLICATE KEY UPDATE {column} = {column}"
+
+    def upsert(self, keys: Sequence[str]) -> str:
+        return " ON DUPLICATE KEY UPDATE "
+
+    def excluded(self, column: str) -> str:
+        return f"VALUES({column})"
+
+    def json_object_rows(self, column: str, alias: str) -> str | None:
+        return None
+
+    def index_hint(self, index: str) -> str:
+        # MariaDB would rather sort a primary key range (its estimate ignores the lookups
+        # an index saves): the hint keeps the index that gives the order.
+        return f" FORCE INDEX ({index})"
 
     def __init__(self, url: str, database_name: str) -> None:
         super().__init__(url, database_name)

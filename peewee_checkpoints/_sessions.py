@@ -25,6 +25,7 @@ import orjson
 
 from ._codec import dumps_json
 from ._engine import Engine
+from ._profiles import BackendProfile
 from ._validation import text_problem
 from .errors import InvalidCheckpointError, StorageError
 from .records import now_ms
@@ -215,20 +216,19 @@ def _row(param: str, n: int) -> str:
 class SessionSQL:
     """Every statement on the session tables, in one backend's dialect."""
 
-    def __init__(self, backend: str, param: str) -> None:
+    def __init__(self, profile: BackendProfile, param: str) -> None:
         p = self._p = param
-        self.backend = backend
-        lock = "" if backend == "sqlite" else " FOR UPDATE"
-        self.lock_session = f"SELECT next_seq FROM {SESSIONS} WHERE session_id = {p}{lock}"
+        self.lock_session = (
+            f"SELECT next_seq FROM {SESSIONS} WHERE session_id = {p}{profile.row_lock}"
+        )
         self.create_session = (
             f"INSERT INTO {SESSIONS} (session_id, user_id, metadata, next_seq, item_count, "
             f"total_bytes, created_at, updated_at) VALUES {_row(p, 8)}"
         )
         # Two first writers of a session: the second waits for the first's row, then does
         # nothing (MySQL's no-op update rather than INSERT IGNORE, which hides real errors).
-        self.create_session_if_absent = self.create_session + (
-            " ON DUPLICATE KEY UPDATE session_id = session_id" if backend == "mysql"
-            else " ON CONFLICT (session_id) DO NOTHING"
+        self.create_session_if_absent = self.create_session + profile.keep_existing(
+            "session_id", ("session_id",)
         )
         self.grow_session = (
             f"UPDATE {SESSIONS} SET next_seq = {p}, item_count = item_count + {p}, "
@@ -333,7 +333,7 @@ class SessionTables:
 
     def __init__(self, engine: Engine) -> None:
         self.engine = engine
-        self._sql = SessionSQL(engine.backend, engine.param)
+        self._sql = SessionSQL(engine.profile, engine.param)
 
     # -- plumbing -------------------------------------------------------------------------
 

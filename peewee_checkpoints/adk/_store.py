@@ -30,6 +30,7 @@ import zstandard
 from .._codec import CODEC_JSON, CODEC_ZSTD, compress_json, pack_state, unpack_state
 from .._engine import Engine
 from .._migrations import LOCK_TIMEOUT
+from .._profiles import BackendProfile
 from .._validation import text_problem
 from ..errors import CheckpointError, InvalidCheckpointError, StorageError
 
@@ -172,9 +173,8 @@ def decode_cursor(cursor: object, shape: tuple[type, ...], what: str) -> list[An
 class StoreSQL:
     """Every statement of the store, in one backend's dialect, built once."""
 
-    def __init__(self, backend: str, p: str) -> None:
-        mysql = backend == "mysql"
-        lock = "" if backend == "sqlite" else " FOR UPDATE"
+    def __init__(self, profile: BackendProfile, p: str) -> None:
+        lock = profile.row_lock
         key = f"app_name = {p} AND user_id = {p} AND id = {p}"
         ekey = f"app_name = {p} AND user_id = {p} AND session_id = {p}"
         self.ekey = ekey
@@ -238,7 +238,7 @@ class StoreSQL:
         # One user's sessions: user_id is fixed, so (update_time, id) is list order, and the
         # user index gives it without a sort. MariaDB would rather sort the primary key's
         # range (its estimate ignores the lookups it saves), hence the hint there.
-        user_idx = f" FORCE INDEX ({SESSIONS}_user_idx)" if mysql else ""
+        user_idx = profile.index_hint(f"{SESSIONS}_user_idx")
         self.list_user = (
             f"SELECT {session_columns} FROM {SESSIONS}{user_idx} WHERE app_name = {p} "
             f"AND user_id = {p} ORDER BY update_time, id"
@@ -283,8 +283,7 @@ class StoreSQL:
         )
         self.lock_app_state = self.app_state + lock
         self.lock_user_state = self.user_state + lock
-        ignore = (" ON DUPLICATE KEY UPDATE app_name = app_name" if mysql
-                  else " ON CONFLICT DO NOTHING")
+        ignore = profile.keep_existing("app_name")
         self.insert_app_state = (
             f"INSERT INTO {APP_STATES} (app_name, update_time, state_codec, state) "
             f"VALUES ({p}, {p}, {p}, {p}){ignore}"
@@ -316,7 +315,7 @@ class AdkStore:
 
     def __init__(self, db_url: str, *, migration_lock_timeout: float = LOCK_TIMEOUT) -> None:
         self.engine = Engine(db_url, migration_lock_timeout=migration_lock_timeout)
-        self._sql = StoreSQL(self.engine.backend, self.engine.param)
+        self._sql = StoreSQL(self.engine.profile, self.engine.param)
 
     @property
     def url(self) -> str:

@@ -11,7 +11,7 @@ from __future__ import annotations
 from collections.abc import Callable
 from functools import lru_cache
 
-from .._database import Backend
+from .._profiles import BackendProfile
 
 CHECKPOINTS = "peewee_checkpoints_lg_checkpoints"
 BLOBS = "peewee_checkpoints_lg_blobs"
@@ -45,26 +45,16 @@ def _row(param: str, n: int) -> str:
 class SaverSQL:
     """Every statement the saver runs, in one backend's dialect."""
 
-    def __init__(self, backend: Backend, param: str) -> None:
-        self.backend = backend
+    def __init__(self, profile: BackendProfile, param: str) -> None:
+        self.profile = profile
         p = self._p = param
-        mysql = backend == "mysql"
         self.key = f"thread_id = {p} AND checkpoint_ns = {p}"
 
         # Re-putting a checkpoint replaces it (LangGraph's savers agree); its parent stays.
-        if mysql:
-            upsert = (
-                " ON DUPLICATE KEY UPDATE run_id = VALUES(run_id), type = VALUES(type), "
-                "checkpoint = VALUES(checkpoint), metadata_type = VALUES(metadata_type), "
-                "metadata = VALUES(metadata), blob_refs = VALUES(blob_refs)"
-            )
-        else:
-            upsert = (
-                " ON CONFLICT (thread_id, checkpoint_ns, checkpoint_id) DO UPDATE SET "
-                "run_id = excluded.run_id, type = excluded.type, "
-                "checkpoint = excluded.checkpoint, metadata_type = excluded.metadata_type, "
-                "metadata = excluded.metadata, blob_refs = excluded.blob_refs"
-            )
+        upsert = profile.upsert(("thread_id", "checkpoint_ns", "checkpoint_id")) + ", ".join(
+            f"{c} = {profile.excluded(c)}"
+            for c in ("run_id", "type", "checkpoint", "metadata_type", "metadata", "blob_refs")
+        )
         self.put_checkpoint = (
             f"INSERT INTO {CHECKPOINTS} ({_CHECKPOINT_INSERT_COLUMNS}) VALUES {_row(p, 11)}{upsert}"
         )
@@ -73,9 +63,9 @@ class SaverSQL:
             f"WHERE {self.key} AND checkpoint_id = {p}"
         )
         # SQLite and PostgreSQL: the checkpoint, its blobs (joined through blob_refs) and its
-        # writes in one statement. MySQL keeps two (JSON_TABLE needs MySQL 8 / MariaDB 10.6).
+        # writes in one statement. MySQL keeps two (see json_object_rows).
         self.get_one: dict[bool, str] = {}
-        if not mysql:
+        if profile.json_object_rows("c.blob_refs", "j") is not None:
             for latest in (False, True):
                 self.get_one[latest] = self._get_one(latest)
         self.get_latest = (
@@ -85,17 +75,11 @@ class SaverSQL:
         # A blob keyed by (channel, version) never changes, so a second insert is a no-op. MySQL's
         # INSERT IGNORE would also turn real errors (a too-long value) into warnings; a no-op
         # update does not.
-        self._blob_conflict = (
-            " ON DUPLICATE KEY UPDATE type = type" if mysql else " ON CONFLICT DO NOTHING"
-        )
+        self._blob_conflict = profile.keep_existing("type")
         self._write_ignore = self._blob_conflict
-        self._write_replace = (
-            " ON DUPLICATE KEY UPDATE channel = VALUES(channel), type = VALUES(type), "
-            "data = VALUES(data)"
-            if mysql
-            else " ON CONFLICT (thread_id, checkpoint_ns, checkpoint_id, task_id, idx) "
-            "DO UPDATE SET channel = excluded.channel, type = excluded.type, data = excluded.data"
-        )
+        self._write_replace = profile.upsert(
+            ("thread_id", "checkpoint_ns", "checkpoint_id", "task_id", "idx")
+        ) + ", ".join(f"{c} = {profile.excluded(c)}" for c in ("channel", "type", "data"))
         self.delete_thread = tuple(
             f"DELETE FROM {table} WHERE thread_id = {p}" for table in (WRITES, BLOBS, CHECKPOINTS)
         )
@@ -131,11 +115,7 @@ class SaverSQL:
         rest = columns.removeprefix("thread_id, ")
         # SQLite needs the WHERE clause before ON CONFLICT to parse an INSERT ... SELECT; MySQL
         # needs the source aliased to tell the target's columns from the source's.
-        tail = (
-            f" ON DUPLICATE KEY UPDATE {table}.thread_id = {table}.thread_id"
-            if self.backend == "mysql"
-            else " ON CONFLICT DO NOTHING"
-        )
+        tail = self.profile.keep_existing(f"{table}.thread_id")
         return (
             f"INSERT INTO {table} ({columns}) SELECT {self._p}, {rest} FROM {table} AS src "
             f"WHERE src.thread_id = {self._p}{tail}"
@@ -156,10 +136,7 @@ class SaverSQL:
             )
         else:
             which = p
-        if self.backend == "postgres":
-            refs = "CROSS JOIN LATERAL jsonb_each_text(c.blob_refs::jsonb) AS j(key, value)"
-        else:
-            refs = "CROSS JOIN json_each(c.blob_refs) AS j"
+        refs = self.profile.json_object_rows("c.blob_refs", "j")
         # CROSS JOIN fixes the join order: SQLite would otherwise scan the thread's blobs.
         return (
             # PostgreSQL types a UNION column from its first branches: the NULL needs a type.

@@ -186,7 +186,7 @@ class PeeweeSaver(BaseCheckpointSaver[str]):
         super().__init__(serde=serde)
         engine = self._engine = Engine(db_url, migration_lock_timeout=migration_lock_timeout)
         self._db = engine.database
-        self._sql = SaverSQL(engine.backend, engine.param)
+        self._sql = SaverSQL(engine.profile, engine.param)
         self._binary_is_bytes = engine.profile.binary_is_bytes
 
     # -- plumbing -------------------------------------------------------------------------

@@ -38,6 +38,7 @@ from langgraph.store.base import (
 from .._codec import encode_state, loads_json
 from .._engine import Engine
 from .._migrations import LOCK_TIMEOUT
+from .._profiles import BackendProfile
 from .._validation import text_problem
 from ..errors import InvalidCheckpointError
 
@@ -248,29 +249,23 @@ def _lookup(value: dict[str, Any], key: str) -> tuple[bool, Any]:
 class _Dialect:
     """One backend's SQL for the store."""
 
-    def __init__(self, backend: str, param: str) -> None:
-        self.backend = backend
+    def __init__(self, profile: BackendProfile, param: str) -> None:
+        self.backend = profile.name
         p = self.p = param
-        self.value_column = "CAST(value AS TEXT)" if backend == "postgres" else "value"
+        self.value_column = profile.json_text("value")
         cols = f"prefix, item_key, {self.value_column}, created_at, updated_at, ttl_minutes"
         self.columns = cols
         self.get = (f"SELECT {cols} FROM {STORE} WHERE prefix = {p} AND item_key = {p}")
         # An update keeps created_at, unless the row had expired (and was not swept yet):
         # then it is a new item. MySQL assigns left to right, so created_at goes first.
-        if backend == "mysql":
-            self._upsert = (
-                " ON DUPLICATE KEY UPDATE created_at = IF(expires_at IS NOT NULL AND "
-                "expires_at <= VALUES(updated_at), VALUES(created_at), created_at), "
-                "value = VALUES(value), updated_at = VALUES(updated_at), "
-                "expires_at = VALUES(expires_at), ttl_minutes = VALUES(ttl_minutes)")
-        else:
-            self._upsert = (
-                f" ON CONFLICT (prefix, item_key) DO UPDATE SET created_at = CASE WHEN "
-                f"{STORE}.expires_at IS NOT NULL AND {STORE}.expires_at <= excluded.updated_at "
-                f"THEN excluded.created_at ELSE {STORE}.created_at END, "
-                "value = excluded.value, updated_at = excluded.updated_at, "
-                "expires_at = excluded.expires_at, ttl_minutes = excluded.ttl_minutes")
-        value = f"CAST({p} AS JSONB)" if backend == "postgres" else p
+        new = profile.excluded
+        self._upsert = (
+            f"{profile.upsert(('prefix', 'item_key'))}created_at = CASE WHEN "
+            f"{STORE}.expires_at IS NOT NULL AND {STORE}.expires_at <= {new('updated_at')} "
+            f"THEN {new('created_at')} ELSE {STORE}.created_at END, "
+            + ", ".join(f"{c} = {new(c)}"
+                        for c in ("value", "updated_at", "expires_at", "ttl_minutes")))
+        value = profile.json_param(p)
         self._put_row = f"({p}, {p}, {value}, {p}, {p}, {p}, {p})"
         self.delete = f"DELETE FROM {STORE} WHERE prefix = {p} AND item_key = {p}"
         self.refresh = (f"UPDATE {STORE} SET expires_at = {p} WHERE prefix = {p} "
@@ -411,7 +406,7 @@ class PeeweeStore(BaseStore):
         self.ttl_config = ttl
         self.ignore_semantic = ignore_semantic
         self._engine = Engine(db_url, migration_lock_timeout=migration_lock_timeout)
-        self._sql = _Dialect(self._engine.backend, self._engine.param)
+        self._sql = _Dialect(self._engine.profile, self._engine.param)
         self._sweeper: threading.Thread | None = None
         self._sweeper_stop = threading.Event()
 
