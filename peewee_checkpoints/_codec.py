@@ -190,7 +190,7 @@ def _sequence_round_trips(items: list[Any]) -> bool:
 COMPRESS_THRESHOLD = 1024
 #: lz4 is kept when it shrinks the JSON to this fraction of its size or less: it decompresses
 #: 4-5x faster than zstd, but without entropy coding it saves much less on prose (20 KiB
-#: chat-like JSON: lz4 keeps 0.62 of the bytes, zstd level 1 0.44), and stored bytes count too.
+#: chat-like JSON: lz4 keeps 0.62 of the bytes, zstd level 3 0.42), and stored bytes count too.
 LZ4_ENOUGH = 0.5
 # lz4's verdict on a larger state is taken from its first this many bytes, so that a state
 # lz4 would not shrink enough (prose) pays little for asking, and no full-size lz4 buffer on its
@@ -199,11 +199,13 @@ _LZ4_SAMPLE = 8 * 1024
 # Keep the compressed form only when it saves at least this fraction of the JSON's size;
 # otherwise (incompressible data) reading it back would cost a decompression for nothing.
 _MIN_SAVING = 0.1
-# zstd level 1: measured on 20 KiB chat-like JSON (benchmarks/chatdata.py, same machine, same
+# zstd level 3: measured on 20 KiB chat-like JSON (benchmarks/chatdata.py, same machine, same
 # run), level 1 keeps 0.44 of the bytes in 85 us, level 3 0.42 in 124 us, level -1 0.55 in 87
 # us; each decompresses in 20-30 us. zlib level 1 took 202 us for 0.46, level 6 723 us.
-# A store pays the compression; 0.02 of the bytes was not worth 40 us of it.
-_ZSTD_LEVEL = 1
+# Level 1 was tried and put PostgreSQL at 0.52x the JSON on disk (TOAST rounds each state up
+# to its chunks), over the 0.5x that bytes on disk must stay under; the 40 us it saved is 1%
+# of a durable commit.
+_ZSTD_LEVEL = 3
 
 # zstd contexts are not thread-safe and are worth reusing (each holds its work buffers).
 _local = threading.local()
