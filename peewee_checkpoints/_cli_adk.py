@@ -18,6 +18,7 @@ import json
 import os
 import sys
 from collections.abc import Iterable, Iterator
+from dataclasses import dataclass
 from typing import IO, TYPE_CHECKING, Any
 
 import click
@@ -43,7 +44,7 @@ def loads_json(data: bytes) -> Any:
     return loads(data)
 
 
-__all__ = ["adk"]
+__all__ = ["AdkCounts", "AdkImport", "adk", "records"]
 
 _ENV_DB_URL = "PEEWEE_CHECKPOINTS_DB_URL"
 _DEFAULT_DB_URL = "sqlite:///checkpoints.db"
@@ -214,69 +215,128 @@ def delete(ctx: click.Context, app_name: str, user_id: str, session_ids: tuple[s
                         f"user {user_id!r}")
 
 
-def _export(store: AdkStore, app_name: str | None, user_id: str | None) -> Iterator[bytes]:
-    """The JSON Lines of the export format, one line (without newline) at a time."""
+def records(store: AdkStore, app_name: str | None = None, user_id: str | None = None, *,
+            prefix: str = "") -> Iterator[dict[str, Any]]:
+    """The records of the export format, one dict a line, each ``kind`` led by ``prefix``.
+
+    Events are read a page at a time, when the caller gets to them.
+    """
     for app in [app_name] if app_name is not None else store.app_names():
         if user_id is None:
             app_state = store.get_app_state(app)
             if app_state:
-                yield dumps_json({"kind": "app_state", "app_name": app, "state": app_state})
+                yield {"kind": prefix + "app_state", "app_name": app, "state": app_state}
             users = store.user_states(app)
         else:
             users = {user_id: store.get_user_state(app, user_id)}
         for uid, state in sorted(users.items()):
             if state:
-                yield dumps_json({"kind": "user_state", "app_name": app, "user_id": uid,
-                                  "state": state})
+                yield {"kind": prefix + "user_state", "app_name": app, "user_id": uid,
+                       "state": state}
         for row in store.iter_sessions(app, user_id):
-            yield dumps_json(_session_dict(row))
+            yield {**_session_dict(row), "kind": prefix + "session"}
             for event in store.iter_events(row.app_name, row.user_id, row.id):
-                yield dumps_json(_event_dict(row, event))
+                yield {**_event_dict(row, event), "kind": prefix + "event"}
 
 
-def _import(store: AdkStore, lines: Iterable[bytes]) -> tuple[int, int]:
-    """Store what export lines describe; returns (sessions written, sessions kept)."""
-    from .adk._store import EventRow, SessionRow
+def _export(store: AdkStore, app_name: str | None, user_id: str | None) -> Iterator[bytes]:
+    """The JSON Lines of the export format, one line (without newline) at a time."""
+    for record in records(store, app_name, user_id):
+        yield dumps_json(record)
 
-    written = kept = 0
-    pending: tuple[SessionRow, list[EventRow]] | None = None
 
-    def flush() -> None:
-        nonlocal written, kept
-        if pending is not None:
-            if store.import_session(*pending):
-                written += 1
-            else:
-                kept += 1
+@dataclass
+class AdkCounts:
+    """What an import of ADK records did (only what was committed)."""
 
-    for number, line in enumerate(lines, 1):
-        if not line.strip():
-            continue
+    written: int = 0
+    """Sessions written, with their events."""
+    kept: int = 0
+    """Sessions the target already had (nothing written)."""
+    events: int = 0
+    """Events written with the sessions written."""
+    states: int = 0
+    """App and user state records merged into the target's."""
+
+
+class AdkImport:
+    """Stores the records of the export format (their ``kind`` led by ``prefix``).
+
+    A session is written, with the event records that follow it, in one transaction when the
+    next session or state record comes or at :meth:`flush`; a session the target already has
+    is kept as it is. App and user states are merged into the target's (merging again is
+    harmless), so an import or copy that stopped part way is finished by running it again.
+    """
+
+    def __init__(self, store: AdkStore, counts: AdkCounts | None = None, *,
+                 prefix: str = "") -> None:
+        self.store = store
+        self.counts = counts if counts is not None else AdkCounts()
+        self.prefix = prefix
+        self._pending: tuple[SessionRow, list[EventRow]] | None = None
+
+    def continues(self, kind: object) -> bool:
+        """True for a record that belongs to the session before it (an event)."""
+        return kind == self.prefix + "event"
+
+    def add(self, obj: dict[str, Any], where: str) -> None:
+        """Take one record; ``where`` names it in an error."""
+        from .adk._store import EventRow, SessionRow
+
         try:
-            obj = loads_json(line)
             kind = obj["kind"]
-            if kind == "session":
-                flush()
-                pending = (SessionRow(obj["app_name"], obj["user_id"], obj["id"],
-                                      int(obj["revision"]), float(obj["create_time"]),
-                                      float(obj["update_time"]), dict(obj["state"])), [])
-            elif kind == "event":
+            if kind == self.prefix + "session":
+                self.flush()
+                self._pending = (SessionRow(obj["app_name"], obj["user_id"], obj["id"],
+                                            int(obj["revision"]), float(obj["create_time"]),
+                                            float(obj["update_time"]), dict(obj["state"])), [])
+            elif kind == self.prefix + "event":
+                pending = self._pending
                 if pending is None or (obj["app_name"], obj["user_id"], obj["session_id"]) != (
                         pending[0].app_name, pending[0].user_id, pending[0].id):
                     raise ValueError("an event line that does not follow its session line")
                 pending[1].append(EventRow(int(obj["seq"]), obj["id"], float(obj["timestamp"]),
                                            dumps_json(obj["event"])))
-            elif kind in ("app_state", "user_state"):
-                store.put_scoped_state(obj["app_name"], obj.get("user_id")
-                                       if kind == "user_state" else None,
-                                       dict(obj["state"]), dt.datetime.now().timestamp())
+            elif kind in (self.prefix + "app_state", self.prefix + "user_state"):
+                self.flush()
+                self.store.put_scoped_state(
+                    obj["app_name"], obj.get("user_id") if kind.endswith("user_state") else None,
+                    dict(obj["state"]), dt.datetime.now().timestamp())
+                self.counts.states += 1
             else:
                 raise ValueError(f"unknown kind {kind!r}")
         except (ValueError, KeyError, TypeError) as exc:
+            raise InvalidCheckpointError(f"{where} is not an ADK export line: {exc}") from None
+
+    def flush(self) -> None:
+        """Write the session read last, with its events, unless the target has it."""
+        pending, self._pending = self._pending, None
+        if pending is None:
+            return
+        if self.store.import_session(*pending):
+            self.counts.written += 1
+            self.counts.events += len(pending[1])
+        else:
+            self.counts.kept += 1
+
+
+def _import(store: AdkStore, lines: Iterable[bytes]) -> tuple[int, int]:
+    """Store what export lines describe; returns (sessions written, sessions kept)."""
+    importer = AdkImport(store)
+    for number, line in enumerate(lines, 1):
+        if not line.strip():
+            continue
+        try:
+            obj = loads_json(line)
+        except ValueError as exc:
             raise InvalidCheckpointError(
                 f"line {number} is not an ADK export line: {exc}") from None
-    flush()
-    return written, kept
+        if not isinstance(obj, dict):
+            raise InvalidCheckpointError(f"line {number} is not an ADK export line: not an "
+                                         "object")
+        importer.add(obj, f"line {number}")
+    importer.flush()
+    return importer.counts.written, importer.counts.kept
 
 
 @adk.command("export")
@@ -319,5 +379,9 @@ def copy(ctx: click.Context, target: str, app_name: str | None, user_id: str | N
     if isinstance(urls, list):
         urls.append(target)
     with _store(ctx) as source, _store(ctx, target) as sink:
-        written, kept = _import(sink, _export(source, app_name, user_id))
+        importer = AdkImport(sink)
+        for number, record in enumerate(records(source, app_name, user_id), 1):
+            importer.add(record, f"record {number} of the source")
+        importer.flush()
+        written, kept = importer.counts.written, importer.counts.kept
     click.echo(f"copied {written} sessions, kept {kept} already present", err=True)

@@ -10,8 +10,9 @@ keeps ids, parents and order, and a thread copied to another backend resumes the
 thread (and each page of store items) is written in one transaction that keeps rows the
 target already has, so an interrupted copy or import is finished by running it again.
 
-:func:`copy_langgraph` and :func:`langgraph_status` are the same work for other commands
-(the top-level ``copy`` / ``status``) to call.
+:func:`copy_langgraph`, :func:`export_langgraph`, :class:`LangGraphImport` and
+:func:`langgraph_status` are the same work for the top-level ``copy`` / ``export`` /
+``import`` / ``status`` to call (through :mod:`._cli_kinds`).
 """
 
 from __future__ import annotations
@@ -34,7 +35,8 @@ from .errors import ConfigError, InvalidCheckpointError
 if TYPE_CHECKING:  # the engine (and Peewee, and the drivers) load when a command runs
     from ._engine import Engine
 
-__all__ = ["KINDS", "KindCounts", "copy_langgraph", "langgraph_status", "threads"]
+__all__ = ["KINDS", "KindCounts", "LangGraphImport", "copy_langgraph", "export_langgraph",
+           "langgraph_status", "open_tables", "threads"]
 
 CHECKPOINTS = "peewee_checkpoints_lg_checkpoints"
 BLOBS = "peewee_checkpoints_lg_blobs"
@@ -617,6 +619,98 @@ def _row(obj: dict[str, Any], where: str) -> tuple[str, tuple[Any, ...]]:
     return kind, tuple(values)
 
 
+def export_langgraph(tables: _Tables, out: IO[bytes], counts: KindCounts | None = None,
+                     monitor: Monitor | None = None, *, threads: Sequence[str] | None = None,
+                     store: bool = True) -> KindCounts:
+    """Write threads (every one, or ``threads``) and store items as JSON Lines.
+
+    One line per stored row, ``{"kind": "checkpoint" | "blob" | "write" | "store_item", ...}``
+    (bytes in base64), a thread's rows together; :class:`LangGraphImport` reads them back.
+    Returns ``counts`` with the lines written per kind (``written``) and the threads. Once
+    ``monitor`` asks to stop, KeyboardInterrupt is raised between two threads.
+    """
+    counts = counts if counts is not None else KindCounts()
+    monitor = monitor or _Quiet()
+    for thread_id in (threads if threads is not None else _all_threads(tables)):
+        if monitor.stop_requested():
+            raise KeyboardInterrupt
+        for kind in THREAD_KINDS:
+            for row in tables.thread_rows(kind, thread_id):
+                out.write(_line(kind, row))
+                counts.written[kind] += 1
+        counts.threads += 1
+        monitor.advance(1)
+    if store:
+        after: tuple[str, str] | None = None
+        while rows := tables.store_rows(after, _PAGE):
+            if monitor.stop_requested():
+                raise KeyboardInterrupt
+            for row in rows:
+                out.write(_line("store_item", row))
+            counts.written["store_item"] += len(rows)
+            after = (rows[-1][0], rows[-1][1])
+            monitor.advance(len(rows))
+    return counts
+
+
+class LangGraphImport:
+    """Writes the lines of :func:`export_langgraph` into a database, keeping rows it has.
+
+    Rows are collected and written :data:`_PAGE` at a time, each batch in one transaction
+    whose inserts keep the rows the target already has (counted as skipped), so an import
+    that stopped part way is finished by running it again. ``counts`` only holds what was
+    committed.
+    """
+
+    def __init__(self, tables: _Tables, counts: KindCounts | None = None) -> None:
+        self.tables = tables
+        self.counts = counts if counts is not None else KindCounts()
+        self._batch: dict[str, list[tuple[Any, ...]]] = {k: [] for k in KINDS}
+        self._threads: set[str] = set()
+
+    @staticmethod
+    def accepts(kind: object) -> bool:
+        """True for the kinds of line this importer reads."""
+        return kind in _TABLES
+
+    def add(self, obj: dict[str, Any], where: str) -> None:
+        """Take one parsed line (``where`` names it in an error); writes a full batch."""
+        kind, row = _row(obj, where)
+        if kind != "store_item":
+            self._threads.add(str(row[0]))
+        self._batch[kind].append(row)
+        if sum(len(v) for v in self._batch.values()) >= _PAGE:
+            self.flush()
+
+    def flush(self) -> None:
+        """Write the collected rows in one transaction and count them."""
+        pending = {k: list(v) for k, v in self._batch.items() if v}
+        if not pending:
+            return
+        tables = self.tables
+
+        def write() -> dict[str, int]:
+            with tables.engine.transaction():
+                return {k: tables.insert(k, rows) for k, rows in pending.items()}
+
+        for kind, written in tables.run("import LangGraph rows", write).items():
+            self.counts.written[kind] += written
+            self.counts.skipped[kind] += len(pending[kind]) - written
+        for rows in self._batch.values():
+            rows.clear()
+        self.counts.threads = len(self._threads)
+
+
+@contextlib.contextmanager
+def open_tables(db_url: str) -> Iterator[_Tables]:
+    """The LangGraph tables of ``db_url`` (migrated first), closed at the end."""
+    engine = _engine(db_url)
+    try:
+        yield _Tables(engine)
+    finally:
+        engine.close()
+
+
 @threads.command("export")
 @click.argument("thread_ids", metavar="[THREAD_ID...]", nargs=-1)
 @click.option("--out", "out_path", type=click.Path(dir_okay=False, writable=True), metavar="FILE",
@@ -628,22 +722,10 @@ def export_threads(thread_ids: tuple[str, ...], out_path: str | None, no_store: 
     One line per stored row: {"kind": "checkpoint" | "blob" | "write" | "store_item", ...},
     bytes in base64. `threads import` reads it on any backend.
     """
-    counts = dict.fromkeys(KINDS, 0)
     with _tables() as tables, _output(out_path) as out:
-        chosen = list(thread_ids) if thread_ids else _all_threads(tables)
-        for thread_id in chosen:
-            for kind in THREAD_KINDS:
-                for row in tables.thread_rows(kind, thread_id):
-                    out.write(_line(kind, row))
-                    counts[kind] += 1
-        if not no_store and not thread_ids:
-            after: tuple[str, str] | None = None
-            while rows := tables.store_rows(after, _PAGE):
-                for row in rows:
-                    out.write(_line("store_item", row))
-                counts["store_item"] += len(rows)
-                after = (rows[-1][0], rows[-1][1])
-    click.echo("exported " + ", ".join(f"{n} {k}s" for k, n in counts.items()), err=True)
+        counts = export_langgraph(tables, out, threads=list(thread_ids) if thread_ids else None,
+                                  store=not no_store and not thread_ids)
+    click.echo("exported " + ", ".join(f"{n} {k}s" for k, n in counts.written.items()), err=True)
 
 
 @contextlib.contextmanager
@@ -662,27 +744,9 @@ def _output(path: str | None) -> Iterator[IO[bytes]]:
 @_json_option
 def import_threads(file: IO[bytes], json_: bool) -> None:
     """Import JSON Lines written by `threads export`; rows already present are kept."""
-    counts = KindCounts()
     name = "stdin" if file.name == "<stdin>" else file.name
     with _tables(create=True) as tables:
-        batch: dict[str, list[tuple[Any, ...]]] = {k: [] for k in KINDS}
-
-        def flush() -> None:
-            pending = {k: list(v) for k, v in batch.items() if v}
-            if not pending:
-                return
-
-            def write() -> dict[str, int]:
-                with tables.engine.transaction():
-                    return {k: tables.insert(k, rows) for k, rows in pending.items()}
-
-            for kind, written in tables.run("import LangGraph rows", write).items():
-                counts.written[kind] += written
-                counts.skipped[kind] += len(pending[kind]) - written
-            for rows in batch.values():
-                rows.clear()
-
-        threads_seen: set[str] = set()
+        importer = LangGraphImport(tables)
         for number, line in enumerate(file, start=1):
             if not line.strip():
                 continue
@@ -692,15 +756,9 @@ def import_threads(file: IO[bytes], json_: bool) -> None:
                 raise InvalidCheckpointError(f"{name}:{number}: not JSON ({exc})") from None
             if not isinstance(obj, dict):
                 raise InvalidCheckpointError(f"{name}:{number}: not a JSON object")
-            kind, row = _row(obj, f"{name}:{number}")
-            if kind != "store_item":
-                threads_seen.add(str(row[0]))
-            batch[kind].append(row)
-            if sum(len(v) for v in batch.values()) >= _PAGE:
-                flush()
-        flush()
-        counts.threads = len(threads_seen)
-    _report(counts, "imported", json_)
+            importer.add(obj, f"{name}:{number}")
+        importer.flush()
+    _report(importer.counts, "imported", json_)
 
 
 @threads.command("copy")
