@@ -171,7 +171,17 @@ class TransferCounts:
 
 
 def export_lines(provider: CheckpointProvider, out: IO[bytes], monitor: Monitor = QUIET) -> int:
-    """Write every checkpoint as one JSON line (newest first); returns how many.
+    """Write every checkpoint, then every app checkpoint, as JSON lines; returns how many.
+
+    Raises KeyboardInterrupt between two lines once ``monitor`` asks to stop.
+    """
+    return (export_checkpoints(provider, out, monitor)
+            + _app_transfer.export_apps(provider, out, monitor))
+
+
+def export_checkpoints(provider: CheckpointProvider, out: IO[bytes],
+                       monitor: Monitor = QUIET) -> int:
+    """Write every agent checkpoint as one JSON line (newest first); returns how many.
 
     Raises KeyboardInterrupt between two lines once ``monitor`` asks to stop.
     """
@@ -184,7 +194,12 @@ def export_lines(provider: CheckpointProvider, out: IO[bytes], monitor: Monitor 
         monitor.advance(1)
         if monitor.stop_requested():
             raise KeyboardInterrupt
-    return count + _app_transfer.export_apps(provider, out, monitor)
+    return count
+
+
+def export_apps(provider: CheckpointProvider, out: IO[bytes], monitor: Monitor = QUIET) -> int:
+    """Write every app checkpoint as one JSON line (``"kind": "app"``); returns how many."""
+    return _app_transfer.export_apps(provider, out, monitor)
 
 
 class BatchWriter:
@@ -281,13 +296,36 @@ class BatchWriter:
             raise KeyboardInterrupt
 
 
+class LineSink(Protocol):
+    """Where :func:`import_lines` sends the lines of other kinds of data (``"kind"`` set to
+    something else than ``"app"``): LangGraph rows, sessions, ..."""
+
+    def accepts(self, kind: object) -> bool:
+        """True if lines of this kind go to this sink."""
+
+    def continues(self, kind: object) -> bool:
+        """True if such a line belongs with the lines before it (no stopping before it)."""
+
+    def add(self, obj: dict[str, Any], what: str) -> None:
+        """Take one parsed line; ``what`` names it in an error."""
+
+    def flush(self) -> None:
+        """Write (and commit) what was taken and not yet written."""
+
+
 def import_lines(provider: CheckpointProvider, lines: Iterable[bytes], counts: TransferCounts,
-                 monitor: Monitor = QUIET, source: str = "input") -> None:
+                 monitor: Monitor = QUIET, source: str = "input", *,
+                 apps: TransferCounts | None = None, others: LineSink | None = None) -> None:
     """Import JSON Lines records under their own ids; existing ids are skipped and counted.
 
-    Blank lines are ignored. A bad line stops the import with :class:`InvalidCheckpointError`
-    naming the line; the lines before it stay imported (running again skips them).
+    Agent checkpoints (no ``kind``) are counted in ``counts``, app checkpoints
+    (``"kind": "app"``) in ``apps`` (default: ``counts`` too); lines of any other kind go to
+    ``others`` (without it, they are an error). Blank lines are ignored. A bad line stops the
+    import with :class:`InvalidCheckpointError` naming the line; the lines before it stay
+    imported (running again skips them). Once ``monitor`` asks to stop, what was taken is
+    written and KeyboardInterrupt raised at the next line that starts a new record.
     """
+    apps = apps if apps is not None else counts
     with BatchWriter(provider, counts, monitor) as writer:
         for number, line in enumerate(lines, start=1):
             if not line.strip():
@@ -296,9 +334,22 @@ def import_lines(provider: CheckpointProvider, lines: Iterable[bytes], counts: T
             what = f"line {number} of {source}"
             try:
                 obj = _parse_object(line, what)
-                if obj.get("kind") == _app_transfer.APP_KIND:  # an app checkpoint
+                kind = obj.get("kind")
+                if kind is not None and kind != _app_transfer.APP_KIND:
+                    if others is None or not others.accepts(kind):
+                        raise InvalidCheckpointError(f"{what}: unknown kind {kind!r}")
                     writer.commit()
-                    _app_transfer.import_app(provider, obj, what, counts)
+                    if monitor.stop_requested() and not others.continues(kind):
+                        others.flush()
+                        raise KeyboardInterrupt
+                    others.add(obj, what)
+                    monitor.advance(len(line))
+                    continue
+                if others is not None:
+                    others.flush()  # one writer at a time (SQLite has one write lock)
+                if kind == _app_transfer.APP_KIND:  # an app checkpoint
+                    writer.commit()
+                    _app_transfer.import_app(provider, obj, what, apps)
                     monitor.advance(len(line))
                     continue
                 checkpoint = stored_from_obj(obj, what)
@@ -309,6 +360,8 @@ def import_lines(provider: CheckpointProvider, lines: Iterable[bytes], counts: T
                     raise
                 raise InvalidCheckpointError(f"{what}: {exc}") from exc
             writer.write(checkpoint, work=len(line), label=what)
+        if others is not None:
+            others.flush()
 
 
 def _key(item: CheckpointListItem) -> tuple[int, str]:
@@ -316,8 +369,11 @@ def _key(item: CheckpointListItem) -> tuple[int, str]:
 
 
 def copy_all(source: CheckpointProvider, target: CheckpointProvider, counts: TransferCounts,
-             monitor: Monitor = QUIET) -> None:
+             monitor: Monitor = QUIET, *, apps: TransferCounts | None = None) -> None:
     """Copy every checkpoint of ``source`` that ``target`` lacks, keeping ids.
+
+    App checkpoints are copied after the agent checkpoints and counted in ``apps`` (default:
+    ``counts`` too).
 
     Both listings come in the same total order (created_at, id descending), so they are walked
     side by side, a merge join: a checkpoint the target already has is recognised from its
@@ -343,4 +399,4 @@ def copy_all(source: CheckpointProvider, target: CheckpointProvider, counts: Tra
                 writer.skipped(vanished=True)
             else:
                 writer.write(checkpoint)
-    _app_transfer.copy_apps(source, target, counts, monitor)
+    _app_transfer.copy_apps(source, target, apps if apps is not None else counts, monitor)

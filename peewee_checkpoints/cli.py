@@ -37,6 +37,7 @@ from .errors import (
 # Peewee (with every driver it finds) and the modules built on it are imported by the commands
 # that use them, so that --help starts about as fast as click itself.
 if TYPE_CHECKING:
+    from . import _cli_kinds as kinds
     from . import _transfer as transfer
     from .interface import CheckpointProvider
     from .peewee_provider import PeeweeCheckpointProvider
@@ -52,6 +53,7 @@ else:
             return getattr(importlib.import_module(self._name, __package__), attr)
 
     transfer = _LazyModule("._transfer")
+    kinds = _LazyModule("._cli_kinds")
 
 __all__ = ["ENV_DB_URL", "main"]
 
@@ -79,6 +81,12 @@ class Interrupted(click.ClickException):
 
 class NotFound(click.ClickException):
     """A checkpoint id that does not exist, or a database without the package's tables."""
+
+    exit_code = EXIT_STORAGE
+
+
+class Incomplete(click.ClickException):
+    """A kind of data the command could not move: the rest was moved, and it says so."""
 
     exit_code = EXIT_STORAGE
 
@@ -461,13 +469,16 @@ def status(session: Session, json_: bool) -> None:
             applied, pending = provider.applied_migrations(), provider.pending_migrations()
             info.update(backend=provider.backend, url=provider.url,
                         applied_migrations=applied, pending_migrations=pending,
-                        checkpoints=_count(session, provider) if not pending else None)
+                        checkpoints=_count(session, provider) if not pending else None,
+                        app_checkpoints=provider.count_app_checkpoints() if not pending
+                        else None)
+            info.update(dict.fromkeys(kinds.KINDS[1:]))
             if not pending:  # every table exists: count what the adapters keep there too
-                from ._cli_threads import _db_url, langgraph_status
-
-                info["langgraph"] = langgraph_status(_db_url())
+                info.update(kinds.status_counts(provider.engine, _source_url(provider)))
         else:
             info["checkpoints"] = sum(1 for _ in transfer.iter_items(provider))
+            info["app_checkpoints"] = provider.count_app_checkpoints()
+            info.update(dict.fromkeys(kinds.KINDS[1:]))  # no table for them behind it
         if _wants_json(session, json_):
             _emit_json(info)
             return
@@ -482,12 +493,42 @@ def status(session: Session, json_: bool) -> None:
         count = info["checkpoints"]
         rows.append(("checkpoints", str(count) if count is not None
                      else "unknown until the pending migrations are applied (run: migrate)"))
-        lg = info.get("langgraph")
-        if lg is not None:
-            rows.append(("langgraph", ", ".join(f"{v} {k.replace('_', ' ')}"
-                                                for k, v in lg.items())))
+        rows += _kind_rows(info)
         for key, value in rows:
             click.echo(f"{key + ':':<13}{value}")
+
+
+_KIND_ROWS = (("app_checkpoints", "app"), ("langgraph", "langgraph"),
+              ("openai_sessions", "openai"), ("adk_sessions", "adk"))
+
+
+def _kind_rows(info: dict[str, Any]) -> list[tuple[str, str]]:
+    """The status lines of the kinds besides agent checkpoints (every kind, even at 0)."""
+    rows = []
+    for key, label in _KIND_ROWS:
+        value = info[key]
+        if value is None and "backend" not in info:
+            text = f"none: a {info['provider']} keeps agent and app checkpoints only"
+        elif value is None:
+            text = "unknown until the pending migrations are applied"
+        elif isinstance(value, dict):
+            text = ", ".join(f"{v} {k.replace('_', ' ')}" for k, v in value.items())
+        else:
+            text = f"{value} app checkpoint{'s' * (value != 1)}"
+        rows.append((label, text))
+    return rows
+
+
+def _source_url(provider: CheckpointProvider) -> str:
+    """The db_url behind the store the global options chose (for the other kinds of data);
+    empty when it is not a database."""
+    from .peewee_provider import PeeweeCheckpointProvider
+
+    if not isinstance(provider, PeeweeCheckpointProvider):
+        return ""
+    from ._cli_threads import _db_url
+
+    return _db_url(create=True)
 
 
 # -- single checkpoints --------------------------------------------------------------------------
@@ -656,28 +697,40 @@ def prune(  # noqa: PLR0917 - click passes options as arguments
               help="With --out, print the summary as JSON on stdout (the data is JSON Lines).")
 @pass_session
 def export_(session: Session, out_path: str | None, json_: bool) -> None:
-    """Write every checkpoint as JSON Lines, one per line with its id (streamed)."""
+    """Write everything the store holds as JSON Lines (streamed).
+
+    Agent checkpoints (one per line, with its id), then app checkpoints, LangGraph threads
+    and store items, OpenAI Agents and ADK sessions, each line of those with its "kind".
+    """
+    report = kinds.Report()
     with (
         _provider(session, create=False) as provider,
         Progress("exporting", functools.partial(_count, session, provider)) as progress,
     ):
+        def write(out: IO[bytes]) -> int:
+            count = transfer.export_checkpoints(provider, out, progress)
+            report[kinds.APP].written = transfer.export_apps(provider, out, progress)
+            kinds.export_others(provider, _source_url(provider), out, report, progress)
+            return count
+
         try:
-            if out_path is None:
-                count = transfer.export_lines(provider, _stdout(), progress)
-            else:
-                count = _export_to_file(provider, out_path, progress)
+            count = write(_stdout()) if out_path is None else _export_to_file(out_path, write)
         except KeyboardInterrupt:
             raise Interrupted(
                 f"interrupted; {out_path} was not written" if out_path
                 else "interrupted; the output is incomplete"
             ) from None
     if out_path is not None and _wants_json(session, json_):
-        _emit_json({"exported": count, "out": out_path})
+        summary: dict[str, Any] = {"exported": count, "out": out_path}
+        report.add_to(summary, "exported")
+        _emit_json(summary)
     else:
         _info(f"exported {count} checkpoint{'s' * (count != 1)}")
+        for line in report.lines("exported"):
+            _info(line)
 
 
-def _export_to_file(provider: CheckpointProvider, path: str, progress: Progress) -> int:
+def _export_to_file(path: str, write: Callable[[IO[bytes]], int]) -> int:
     # A temporary file in the same directory, renamed at the end: an interrupted export never
     # leaves a truncated file under the requested name. mkstemp creates it mode 0600: states
     # are private data.
@@ -687,7 +740,7 @@ def _export_to_file(provider: CheckpointProvider, path: str, progress: Progress)
                                 prefix=".export-", suffix=".jsonl.tmp")
     try:
         with os.fdopen(fd, "wb") as out:
-            count = transfer.export_lines(provider, out, progress)
+            count = write(out)
             out.flush()
             os.fsync(out.fileno())
         os.replace(temp, path)
@@ -698,35 +751,64 @@ def _export_to_file(provider: CheckpointProvider, path: str, progress: Progress)
     return count
 
 
+def _kinds_target(session: Session, provider: CheckpointProvider, named: str
+                  ) -> tuple[str | None, str]:
+    """The db_url the other kinds of data go to, or None and why they cannot go there."""
+    from .peewee_provider import PeeweeCheckpointProvider
+
+    if isinstance(provider, PeeweeCheckpointProvider):
+        return (_source_url(provider) if not named else _target_url(session, named)), ""
+    return None, (f"{named or session.chosen()} is a {type(provider).__name__}, which keeps "
+                  "agent and app checkpoints only; move them to a database (a db_url)")
+
+
 @cli.command("import")
 @click.argument("file", type=click.File("rb"), default="-", metavar="[FILE|-]")
 @_json_option
 @pass_session
 def import_(session: Session, file: IO[bytes], json_: bool) -> None:
-    """Import JSON Lines (as export writes them), keeping ids; existing ids are skipped."""
-    counts = transfer.TransferCounts()
+    """Import JSON Lines (as export writes them), keeping ids; what exists is skipped.
+
+    Every kind export writes is read back (a file of an older version, without kinds, too);
+    running it again after an interruption imports only what is missing.
+    """
+    counts, apps, report = transfer.TransferCounts(), transfer.TransferCounts(), kinds.Report()
     length = None
     with contextlib.suppress(OSError, ValueError, AttributeError):
         stat = os.fstat(file.fileno())
         length = stat.st_size if stat.st_size and os.path.isfile(_name(file)) else None
     with _provider(session) as provider, Progress("importing", length) as progress:
         _require_persistent(provider, session.chosen())
-        try:
-            transfer.import_lines(provider, file, counts, progress,
-                                  "stdin" if _name(file) == "<stdin>" else _name(file))
-        except KeyboardInterrupt:
-            raise Interrupted(
-                f"interrupted after importing {counts.written} and skipping {counts.skipped}; "
-                "every imported checkpoint is complete: run the same import again to finish"
-            ) from None
-        except CheckpointError as exc:
-            if counts.written:
-                raise Failed(
-                    f"{exc} ({counts.written} imported before it are kept, and skipped when "
-                    "you import again)", exc
-                ) from exc
-            raise
-    _report(session, json_, "imported", counts)
+        target_url, reason = _kinds_target(session, provider, "")
+        with kinds.ImportSink(target_url, report, reason) as sink:
+            try:
+                transfer.import_lines(provider, file, counts, progress,
+                                      "stdin" if _name(file) == "<stdin>" else _name(file),
+                                      apps=apps, others=sink)
+            except KeyboardInterrupt:
+                report.take_apps(apps)
+                raise Interrupted(
+                    f"interrupted after importing {counts.written} and skipping "
+                    f"{counts.skipped}{_so_far(report, 'imported')}; every imported checkpoint "
+                    "is complete: run the same import again to finish"
+                ) from None
+            except CheckpointError as exc:
+                report.take_apps(apps)
+                if counts.written or report.touched():
+                    raise Failed(
+                        f"{exc} ({counts.written} imported before it are kept"
+                        f"{_so_far(report, 'imported')}, and skipped when you import again)",
+                        exc
+                    ) from exc
+                raise
+    report.take_apps(apps)
+    _report(session, json_, "imported", counts, report)
+
+
+def _so_far(report: kinds.Report, verb: str) -> str:
+    """What the other kinds had done, for the message of a command that stopped."""
+    lines = report.lines(verb)
+    return "; " + "; ".join(lines) if lines else ""
 
 
 @cli.command()
@@ -735,8 +817,12 @@ def import_(session: Session, file: IO[bytes], json_: bool) -> None:
 @_json_option
 @pass_session
 def copy(session: Session, target: str, json_: bool) -> None:
-    """Copy every checkpoint, with its id, to another store; re-runs copy only what is missing."""
-    counts = transfer.TransferCounts()
+    """Copy everything, with ids, to another store; re-runs copy only what is missing.
+
+    Agent and app checkpoints, LangGraph threads and store items, OpenAI Agents and ADK
+    sessions; each is reported on its own line.
+    """
+    counts, apps, report = transfer.TransferCounts(), transfer.TransferCounts(), kinds.Report()
     with (
         _provider(session, create=False) as source,
         session.open_target(target) as dest,
@@ -744,40 +830,24 @@ def copy(session: Session, target: str, json_: bool) -> None:
     ):
         _require_persistent(dest, f"--to {target}")
         try:
-            transfer.copy_all(source, dest, counts, progress)
+            transfer.copy_all(source, dest, counts, progress, apps=apps)
+            report.take_apps(apps)
+            target_url, reason = _kinds_target(session, dest, target)
+            kinds.copy_others(source, _source_url(source), target_url, report, progress,
+                              target_reason=reason)
         except KeyboardInterrupt:
+            report.take_apps(apps)
             raise Interrupted(
                 f"interrupted after copying {counts.written} (skipped {counts.skipped} "
-                "already there); every copied checkpoint is complete: run the same copy "
-                "again to finish"
+                f"already there){_so_far(report, 'copied')}; every copied checkpoint, thread "
+                "and session is complete: run the same copy again to finish"
             ) from None
-        threads = _copy_langgraph(session, source, dest, target, progress)
-    _report(session, json_, "copied", counts, threads)
-
-
-def _copy_langgraph(session: Session, source: CheckpointProvider, dest: CheckpointProvider,
-                    target: str, progress: Progress) -> Any:
-    """Copy LangGraph's threads and store items too, when both ends are databases.
-
-    Returns the per-kind counts (``_cli_threads.KindCounts``), or None when either end is not
-    a database (a memory provider holds no LangGraph data) or the source has none.
-    """
-    from .peewee_provider import PeeweeCheckpointProvider
-
-    if not (isinstance(source, PeeweeCheckpointProvider)
-            and isinstance(dest, PeeweeCheckpointProvider)):
-        return None
-    from ._cli_threads import KindCounts, _db_url, copy_langgraph
-
-    counts = KindCounts()
-    try:
-        copy_langgraph(_db_url(), _target_url(session, target), counts, progress)
-    except KeyboardInterrupt:
-        raise Interrupted(counts.summary("interrupted after copying the checkpoints and")
-                          + "; each copied thread is complete: run the same copy again "
-                          "to finish") from None
-    moved = sum(counts.written.values()) + sum(counts.skipped.values())
-    return counts if moved else None  # a database without LangGraph data: nothing to say
+        except CheckpointError as exc:
+            report.take_apps(apps)
+            raise Failed(f"{exc} (after copying {counts.written} checkpoints"
+                         f"{_so_far(report, 'copied')}; run the same copy again to resume)",
+                         exc) from exc
+    _report(session, json_, "copied", counts, report)
 
 
 def _target_url(session: Session, target: str) -> str:
@@ -794,21 +864,23 @@ def _target_url(session: Session, target: str) -> str:
 
 
 def _report(session: Session, json_: bool, verb: str, counts: transfer.TransferCounts,
-            threads: Any = None) -> None:
-    """Say what moved, per kind: checkpoints, then LangGraph threads (when copied)."""
+            report: kinds.Report) -> None:
+    """Say what moved, per kind: agent checkpoints, then every other kind met. A kind that
+    could not be moved is then an error (exit code 1)."""
     if _wants_json(session, json_):
-        report: dict[str, Any] = {verb: counts.written, "skipped": counts.skipped,
-                                  "vanished": counts.vanished}
-        if threads is not None:
-            report["langgraph"] = threads.as_dict()
-        _emit_json(report)
-        return
-    text = f"{verb} {counts.written}, skipped {counts.skipped} (id already present)"
-    if counts.vanished:
-        text += f", {counts.vanished} deleted from the source meanwhile"
-    click.echo(text)
-    if threads is not None:
-        click.echo("LangGraph: " + threads.summary(verb))
+        summary: dict[str, Any] = {verb: counts.written, "skipped": counts.skipped,
+                                   "vanished": counts.vanished}
+        report.add_to(summary, verb)
+        _emit_json(summary)
+    else:
+        text = f"{verb} {counts.written}, skipped {counts.skipped} (id already present)"
+        if counts.vanished:
+            text += f", {counts.vanished} deleted from the source meanwhile"
+        click.echo(text)
+        for line in report.lines(verb):
+            click.echo(line)
+    if report.failures():
+        raise Incomplete(report.failure_message(verb))
 
 
 # -- plugins -------------------------------------------------------------------------------------

@@ -627,7 +627,7 @@ class _TwoArgumentError(StorageError):
 def test_an_import_error_after_some_rows_keeps_its_exit_code_whatever_its_constructor(
     tmp: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    def failing(provider: Any, lines: Any, counts: Any, *_: Any) -> None:
+    def failing(provider: Any, lines: Any, counts: Any, *_: Any, **__: Any) -> None:
         counts.written = 3
         raise _TwoArgumentError("checkpoints", "disk full")
 
