@@ -758,8 +758,8 @@ def _kinds_target(session: Session, provider: CheckpointProvider, named: str
 
     if isinstance(provider, PeeweeCheckpointProvider):
         return (_source_url(provider) if not named else _target_url(session, named)), ""
-    return None, (f"{named or session.chosen()} is a {type(provider).__name__}, which keeps "
-                  "agent and app checkpoints only; move them to a database (a db_url)")
+    return None, (f"{named or session.chosen()} ({type(provider).__name__}) keeps agent and "
+                  "app checkpoints only; move them to a database (a db_url)")
 
 
 @cli.command("import")
