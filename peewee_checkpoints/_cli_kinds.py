@@ -114,8 +114,12 @@ class Moved:
     def summary(self, verb: str) -> str:
         """One line, e.g. ``OpenAI Agents sessions: copied 2 (5 items), skipped 0 (...)``."""
         label = LABELS[self.kind]
-        if self.langgraph is not None:
-            text = f"{label}: {self.langgraph.summary(verb)}"
+        lg = self.langgraph
+        if lg is not None and verb == "exported":  # nothing is skipped by an export
+            text = (f"{label}: {verb} {lg.threads} thread{'s' * (lg.threads != 1)}: "
+                    + ", ".join(f"{n} {kind}s" for kind, n in lg.written.items()))
+        elif lg is not None:
+            text = f"{label}: {lg.summary(verb)}"
         else:
             parts = ", ".join(f"{n} {name}" for name, n in self.parts.items())
             text = f"{label}: {verb} {self.written}" + (f" ({parts})" if parts else "")
