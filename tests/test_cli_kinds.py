@@ -13,7 +13,9 @@ import asyncio
 import json
 import os
 import signal
+import subprocess
 import sys
+import textwrap
 from collections.abc import Coroutine
 from pathlib import Path
 from typing import Any, TypeVar
@@ -402,3 +404,37 @@ def test_a_kind_the_target_cannot_hold_is_reported_as_not_moved_and_fails(
     assert report["adk_sessions"]["not_moved"]["count"] == 5
     assert report["langgraph"]["not_moved"]["count"] > 0
     assert "record(s) not imported" in err(proc)
+
+
+@pytest.mark.backends("sqlite")
+def test_status_export_import_and_copy_of_every_kind_import_no_agent_framework(
+        tmp_path: Path) -> None:
+    source = f"sqlite:///{tmp_path / 'source.db'}"
+    seed(source)
+    dump = tmp_path / "all.jsonl"
+    script = textwrap.dedent(f"""
+        import sys
+        for name in ("langgraph", "langchain_core", "agents", "google", "openai"):
+            sys.modules[name] = None  # importing it fails, as when it is not installed
+        from peewee_checkpoints.cli import main
+        source, dump = {source!r}, {str(dump)!r}
+        assert main(["--db-url", source, "status"]) == 0
+        assert main(["--db-url", source, "export", "--out", dump]) == 0
+        assert main(["--db-url", {"sqlite:///" + str(tmp_path / "imported.db")!r},
+                     "import", dump]) == 0
+        assert main(["--db-url", source, "copy", "--to",
+                     {"sqlite:///" + str(tmp_path / "copied.db")!r}]) == 0
+        loaded = [m for m in sys.modules if m.split(".")[0] in
+                  ("langgraph", "langchain_core", "agents", "google", "openai")
+                  and sys.modules[m] is not None]
+        assert not loaded, loaded
+        print("ok")
+    """)
+    done = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True,
+                          timeout=300, check=False, cwd=tmp_path)
+    assert done.returncode == 0, done.stderr
+    assert done.stdout.strip().endswith("ok")
+    assert "ADK sessions: copied 2 (4 events, 3 states)" in done.stdout
+    made = {"threads": 2, "sessions": 2}
+    for url in ("imported.db", "copied.db"):
+        assert snapshot(f"sqlite:///{tmp_path / url}", made) == snapshot(source, made)
