@@ -27,6 +27,7 @@ the command exits non-zero: it never reports success for data it left behind.
 from __future__ import annotations
 
 import contextlib
+from collections.abc import Iterator
 from dataclasses import dataclass, field
 from typing import IO, TYPE_CHECKING, Any
 
@@ -241,7 +242,7 @@ def copy_others(source: CheckpointProvider, source_url: str, target_url: str | N
 
 
 @contextlib.contextmanager
-def _session_tables(db_url: str) -> Any:
+def _session_tables(db_url: str) -> Iterator[SessionTables]:
     from ._engine import Engine
     from ._sessions import SessionTables
 
@@ -253,7 +254,7 @@ def _session_tables(db_url: str) -> Any:
 
 
 @contextlib.contextmanager
-def _adk_store(db_url: str) -> Any:
+def _adk_store(db_url: str) -> Iterator[AdkStore]:
     from .adk._store import AdkStore
 
     store = AdkStore(db_url)
