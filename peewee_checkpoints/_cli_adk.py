@@ -2,8 +2,9 @@
 
 Works without ADK installed: it reads and writes the rows of migration 007 through
 :class:`~peewee_checkpoints.adk._store.AdkStore`. The database is the one the main command
-selects (``--db-url``, ``$PEEWEE_CHECKPOINTS_DB_URL``, the config file's provider ``db_url``,
-else ``sqlite:///checkpoints.db``).
+selects, in the same order as every command: ``--db-url``, ``--config``/``--provider``,
+``$PEEWEE_CHECKPOINTS_DB_URL``, the config file's provider ``db_url``, else
+``sqlite:///checkpoints.db``.
 
 Export format (JSON Lines, one object a line, each with a ``kind``): ``app_state`` and
 ``user_state`` lines, then per session one ``session`` line followed by its ``event`` lines
@@ -15,7 +16,6 @@ from __future__ import annotations
 import contextlib
 import datetime as dt
 import json
-import os
 import sys
 from collections.abc import Iterable, Iterator
 from dataclasses import dataclass
@@ -46,8 +46,6 @@ def loads_json(data: bytes) -> Any:
 
 __all__ = ["AdkCounts", "AdkImport", "adk", "records"]
 
-_ENV_DB_URL = "PEEWEE_CHECKPOINTS_DB_URL"
-_DEFAULT_DB_URL = "sqlite:///checkpoints.db"
 
 
 class _NotFound(click.ClickException):
@@ -56,27 +54,7 @@ class _NotFound(click.ClickException):
 
 def _db_url(ctx: click.Context) -> str:
     """The database the main command's options select (see the module docstring)."""
-    obj = ctx.find_root().obj
-    url: str | None = getattr(obj, "db_url", None)
-    if url is None and os.environ.get(_ENV_DB_URL):
-        url = os.environ[_ENV_DB_URL]
-    if url is None:
-        config, name = getattr(obj, "config", None), getattr(obj, "provider_name", None)
-        if config is not None or name is not None or os.environ.get(
-                "PEEWEE_CHECKPOINTS_CONFIG") or os.path.exists("checkpoints.toml"):
-            from .config import resolve_provider_config
-
-            chosen = resolve_provider_config(config, name=name)
-            value = chosen.options.get("db_url")
-            if not isinstance(value, str):
-                raise click.UsageError(
-                    f"the provider {chosen.name!r} in {chosen.source} has no db_url; pass "
-                    "--db-url for the ADK sessions")
-            url = value
-    url = url or _DEFAULT_DB_URL
-    urls = getattr(obj, "urls", None)
-    if isinstance(urls, list):
-        urls.append(url)  # its password is hidden in any error message
+    url: str = ctx.find_root().obj.database_url("ADK sessions")
     return url
 
 

@@ -8,7 +8,6 @@ from __future__ import annotations
 
 import contextlib
 import datetime as dt
-import os
 import sys
 from collections.abc import Callable, Iterator
 from typing import IO, TYPE_CHECKING, Any
@@ -16,8 +15,7 @@ from typing import IO, TYPE_CHECKING, Any
 import click
 import orjson
 
-from ._defaults import DEFAULT_DB_URL
-from .errors import ConfigError, InvalidCheckpointError
+from .errors import InvalidCheckpointError
 
 # Peewee, the drivers and the engine are imported by the commands that run, so that
 # `peewee-checkpoints --help` stays fast (the rest of the CLI does the same).
@@ -27,33 +25,11 @@ if TYPE_CHECKING:
 
 __all__ = ["sessions"]
 
-ENV_DB_URL = "PEEWEE_CHECKPOINTS_DB_URL"
 
 
 def _db_url(session: Session) -> str:
-    """The database: --db-url, else $PEEWEE_CHECKPOINTS_DB_URL, else the config's peewee
-    provider (--config/--provider or the default search), else the embedded default."""
-    if session.db_url is not None:
-        return session.db_url
-    if session.config is None and session.provider_name is None and os.environ.get(ENV_DB_URL):
-        return os.environ[ENV_DB_URL]
-    from .config import resolve_provider_config
-
-    try:
-        chosen = resolve_provider_config(session.config, name=session.provider_name,
-                                         name_option="--provider")
-    except ConfigError:
-        if session.config is not None or session.provider_name is not None:
-            raise
-        return DEFAULT_DB_URL
-    url = chosen.options.get("db_url")
-    if chosen.type != "peewee" or not isinstance(url, str):
-        raise ConfigError(
-            f"provider {chosen.name!r} ({chosen.type}) has no db_url; sessions live in a "
-            "peewee provider's database: pass --db-url or choose one with --provider"
-        )
-    session.urls.append(url)
-    return url
+    """The database the global options select, as every command chooses it."""
+    return session.database_url("OpenAI Agents sessions")
 
 
 @contextlib.contextmanager

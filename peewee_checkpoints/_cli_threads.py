@@ -78,7 +78,6 @@ THREAD_KINDS = ("checkpoint", "blob", "write")
 #: Every kind of LangGraph data, in the order they are moved.
 KINDS = (*THREAD_KINDS, "store_item")
 _PAGE = 500
-_ENV_DB_URL = "PEEWEE_CHECKPOINTS_DB_URL"
 
 
 @dataclass
@@ -306,32 +305,8 @@ def _db_url(*, create: bool = False) -> str:
     Unless ``create``, a SQLite file that does not exist is a ConfigError naming it: reading
     commands create nothing.
     """
-    session = _session()
-    db_url: str | None = getattr(session, "db_url", None)
-    config, name = getattr(session, "config", None), getattr(session, "provider_name", None)
-    if db_url is None and config is None and name is None and os.environ.get(_ENV_DB_URL):
-        db_url = os.environ[_ENV_DB_URL]
-    if db_url is None:
-        from .config import resolve_provider_config
-
-        chosen = resolve_provider_config(config, name=name)
-        url = chosen.options.get("db_url")
-        if chosen.type != "peewee" or not isinstance(url, str):
-            raise ConfigError(
-                f"threads needs a database: provider {chosen.name!r} is of type "
-                f"{chosen.type!r}; pass --db-url or choose a peewee provider"
-            )
-        db_url = url
-    urls = getattr(session, "urls", None)
-    if isinstance(urls, list):
-        urls.append(db_url)  # so that an error message never shows its password
-    if not create and db_url.startswith("sqlite"):
-        from urllib.parse import urlparse
-
-        path = urlparse(db_url).path[1:] if "://" in db_url else ""
-        if path and path != ":memory:" and not os.path.exists(path):
-            raise ConfigError(f"the SQLite database {path} does not exist")
-    return db_url
+    url: str = _session().database_url("LangGraph threads", create=create)
+    return url
 
 
 def _wants_json(flag: bool) -> bool:

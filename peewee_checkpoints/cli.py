@@ -162,6 +162,48 @@ class Session:
 
         return create_provider(chosen.type, chosen.options, label=label)
 
+    def database_url(self, what: str, *, create: bool = True) -> str:
+        """The ``db_url`` the global options select, for the command groups that work on a
+        database rather than a provider (``threads``, ``sessions``, ``adk``).
+
+        Same precedence as :meth:`open`; the chosen provider must be a peewee one. ``what``
+        names the data, for the error when it is not. With ``create=False`` a SQLite file that
+        does not exist is a ConfigError naming it.
+        """
+        if self.db_url is not None:
+            if self.config is not None or self.provider_name is not None:
+                raise click.UsageError("--db-url cannot be combined with --config or --provider")
+            url, where = self.db_url, "--db-url"
+        elif self.config is None and self.provider_name is None and os.environ.get(ENV_DB_URL):
+            url, where = os.environ[ENV_DB_URL], f"${ENV_DB_URL}"
+        else:
+            from .config import resolve_provider_config
+
+            try:
+                chosen = resolve_provider_config(self.config, name=self.provider_name,
+                                                 name_option="--provider")
+            except ConfigError:
+                # No config at all: the embedded default, as load_provider does.
+                if (self.config is not None or self.provider_name is not None
+                        or os.environ.get("PEEWEE_CHECKPOINTS_CONFIG")
+                        or os.path.exists("checkpoints.toml")):
+                    raise
+                chosen = None
+            if chosen is None:
+                url, where = DEFAULT_DB_URL, "the default"
+            else:
+                value = chosen.options.get("db_url", DEFAULT_DB_URL)
+                if chosen.type != "peewee" or not isinstance(value, str):
+                    raise ConfigError(
+                        f"provider {chosen.name!r} ({chosen.type}) has no database: {what} "
+                        "live in a peewee provider's database; pass --db-url or choose one "
+                        "with --provider")
+                url, where = value, f"{chosen.source}: checkpoints.providers.{chosen.name}"
+        self.urls.append(url)  # its password is hidden in any message
+        if not create:
+            _require_sqlite_file(url, where)
+        return url
+
     def open_target(self, target: str) -> CheckpointProvider:
         """``--to``: a db_url (anything with ``://``) or a provider name from the config."""
         if "://" in target:

@@ -438,3 +438,36 @@ def test_status_export_import_and_copy_of_every_kind_import_no_agent_framework(
     made = {"threads": 2, "sessions": 2}
     for url in ("imported.db", "copied.db"):
         assert snapshot(f"sqlite:///{tmp_path / url}", made) == snapshot(source, made)
+
+
+@pytest.mark.parametrize("group", [["threads", "list"], ["sessions", "list"], ["adk", "apps"]])
+def test_command_groups_choose_the_database_like_every_command(tmp_path: Path,
+                                                               group: list[str]) -> None:
+    """--config wins over $PEEWEE_CHECKPOINTS_DB_URL in every group, as the README says; a
+    provider without a database is a usage error naming it; nothing is created for a read."""
+    (tmp_path / "c.toml").write_text(textwrap.dedent("""
+        [checkpoints]
+        active = "main"
+        [checkpoints.providers.main]
+        type = "peewee"
+        db_url = "sqlite:///from-config.db"
+        [checkpoints.providers.mem]
+        type = "memory"
+    """))
+    env = {"PEEWEE_CHECKPOINTS_DB_URL": f"sqlite:///{tmp_path / 'from-env.db'}"}
+    cli("--config", "c.toml", "migrate", cwd=tmp_path, env=env)
+    assert (tmp_path / "from-config.db").exists()
+
+    result = cli("--config", "c.toml", *group, cwd=tmp_path, env=env, check=False)
+    assert result.returncode == 0, err(result)
+    assert not (tmp_path / "from-env.db").exists()
+
+    result = cli(*group, cwd=tmp_path, env=env, check=False)  # no --config: the variable
+    assert result.returncode in (0, 2)
+    if result.returncode == 2:  # read-only groups refuse a missing file, naming it
+        assert "from-env.db" in err(result)
+
+    result = cli("--config", "c.toml", "--provider", "mem", *group, cwd=tmp_path, env=env,
+                 check=False)
+    assert result.returncode == 2
+    assert "provider 'mem' (memory) has no database" in err(result)

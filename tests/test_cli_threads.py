@@ -165,7 +165,7 @@ def test_threads_export_import_round_trip(
 
     missing = f"sqlite:///{tmp_path / 'missing.db'}"
     code, _, err = _cli(capsys, "--db-url", missing, "threads", "list")
-    assert code == 2 and "does not exist" in err and not (tmp_path / "missing.db").exists()
+    assert code == 2 and "no SQLite database at" in err and not (tmp_path / "missing.db").exists()
 
     bad = tmp_path / "bad.jsonl"
     bad.write_text('{"kind": "checkpoint", "thread_id": "x"}\n')
