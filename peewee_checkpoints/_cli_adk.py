@@ -320,18 +320,19 @@ def _import(store: AdkStore, lines: Iterable[bytes]) -> tuple[int, int]:
 @adk.command("export")
 @click.option("--app", "app_name", help="Only this app.")
 @click.option("--user", "user_id", help="Only this user (with --app).")
-@click.option("--out", "out", type=click.File("wb"), default="-", metavar="FILE",
-              help="Write to FILE [default: stdout].")
+@click.option("--out", "out_path", type=click.Path(dir_okay=False), metavar="FILE",
+              help="Write to FILE (readable by you only) [default: stdout].")
 @click.pass_context
-def export(ctx: click.Context, app_name: str | None, user_id: str | None, out: IO[bytes]
-           ) -> None:
+def export(ctx: click.Context, app_name: str | None, user_id: str | None,
+           out_path: str | None) -> None:
     """Write sessions, events and app/user state as JSON Lines."""
+    from ._output import export_output
+
     if user_id is not None and app_name is None:
         raise click.UsageError("--user needs --app")
-    with _store(ctx) as store:
+    with _store(ctx) as store, export_output(out_path) as out:
         for line in _export(store, app_name, user_id):
             out.write(line + b"\n")
-    out.flush()
 
 
 @adk.command("import")

@@ -266,17 +266,12 @@ def _adk_store(db_url: str) -> Iterator[AdkStore]:
 
 def _import_openai(tables: SessionTables, record: dict[str, Any], moved: Moved) -> None:
     """Write one exported session unless the target has it (then count it as skipped)."""
-    session_id = record.get("session_id")
-    if isinstance(session_id, str) and tables.info(session_id) is not None:
+    from ._sessions import import_unless_present
+
+    items = import_unless_present(tables, record)
+    if items is None:
         moved.skipped += 1
         return
-    try:
-        items = tables.import_session(record)
-    except InvalidCheckpointError:
-        if isinstance(session_id, str) and tables.info(session_id) is not None:
-            moved.skipped += 1  # written meanwhile by someone else
-            return
-        raise
     moved.written += 1
     moved.parts["items"] = moved.parts.get("items", 0) + items
 

@@ -171,21 +171,22 @@ def _selected(tables: SessionTables, ids: tuple[str, ...], user_id: str | None
 @sessions.command()
 @click.argument("session_ids", metavar="[ID...]", nargs=-1)
 @click.option("--user", "user_id", help="Every session of this user.")
-@click.option("-o", "--output", type=click.File("wb"), default="-", metavar="FILE",
-              help="Write here instead of stdout.")
+@click.option("-o", "--output", "out_path", type=click.Path(dir_okay=False), metavar="FILE",
+              help="Write to FILE (readable by you only) instead of stdout.")
 @_pass()
 def export(session: Session, session_ids: tuple[str, ...], user_id: str | None,
-           output: IO[bytes]) -> None:
+           out_path: str | None) -> None:
     """Sessions as JSON lines (one session with its items per line); all by default."""
+    from ._output import export_output
+
     count = 0
-    with _tables(session) as tables:
+    with _tables(session) as tables, export_output(out_path) as output:
         for sid in _selected(tables, session_ids, user_id):
             record = tables.export_session(sid)
             if record is None:
                 raise click.ClickException(f"no session {sid!r} in {tables.engine.url}")
             output.write(_dumps(record) + b"\n")
             count += 1
-    output.flush()
     click.echo(f"exported {count} session(s)", err=True)
 
 
@@ -209,13 +210,30 @@ def _records(file: IO[bytes]) -> Iterator[dict[str, Any]]:
 @click.option("--replace", is_flag=True, help="Replace sessions that already exist.")
 @_pass()
 def import_(session: Session, file: IO[bytes], replace: bool) -> None:
-    """Sessions from JSON lines written by ``sessions export``."""
-    count = items = 0
+    """Sessions from JSON lines written by ``sessions export``.
+
+    A session the database already has is kept and counted as skipped (so an interrupted
+    import is finished by running it again), unless --replace.
+    """
+    count = items = skipped = 0
     with _tables(session) as tables:
         for record in _records(file):
-            items += tables.import_session(record, replace=replace)
+            written = _write(tables, record, replace)
+            if written is None:
+                skipped += 1
+                continue
+            items += written
             count += 1
-    click.echo(f"imported {count} session(s), {items} item(s)", err=True)
+    click.echo(f"imported {count} session(s), {items} item(s)"
+               + (f"; skipped {skipped} already there" if skipped else ""), err=True)
+
+
+def _write(tables: SessionTables, record: dict[str, Any], replace: bool) -> int | None:
+    from ._sessions import import_unless_present
+
+    if replace:
+        return tables.import_session(record, replace=True)
+    return import_unless_present(tables, record)
 
 
 @sessions.command()
@@ -228,15 +246,18 @@ def copy(session: Session, session_ids: tuple[str, ...], target: str, user_id: s
          replace: bool) -> None:
     """Copy sessions (all by default) to another database, any backend."""
     session.urls.append(target)
-    count = 0
+    count = skipped = 0
     with _tables(session) as source, _tables(session, target) as destination:
         for sid in _selected(source, session_ids, user_id):
             record = source.export_session(sid)
             if record is None:
                 raise click.ClickException(f"no session {sid!r} in {source.engine.url}")
-            destination.import_session(record, replace=replace)
-            count += 1
-    click.echo(f"copied {count} session(s)", err=True)
+            if _write(destination, record, replace) is None:
+                skipped += 1
+            else:
+                count += 1
+    click.echo(f"copied {count} session(s)"
+               + (f"; skipped {skipped} already there" if skipped else ""), err=True)
 
 
 @sessions.command()

@@ -20,7 +20,6 @@ from __future__ import annotations
 import base64
 import contextlib
 import datetime as dt
-import os
 import sys
 import uuid
 from collections.abc import Iterator, Sequence
@@ -697,21 +696,12 @@ def export_threads(thread_ids: tuple[str, ...], out_path: str | None, no_store: 
     One line per stored row: {"kind": "checkpoint" | "blob" | "write" | "store_item", ...},
     bytes in base64. `threads import` reads it on any backend.
     """
-    with _tables() as tables, _output(out_path) as out:
+    from ._output import export_output
+
+    with _tables() as tables, export_output(out_path) as out:
         counts = export_langgraph(tables, out, threads=list(thread_ids) if thread_ids else None,
                                   store=not no_store and not thread_ids)
     click.echo("exported " + ", ".join(f"{n} {k}s" for k, n in counts.written.items()), err=True)
-
-
-@contextlib.contextmanager
-def _output(path: str | None) -> Iterator[IO[bytes]]:
-    if path is None:
-        yield sys.stdout.buffer
-        sys.stdout.buffer.flush()
-        return
-    fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
-    with os.fdopen(fd, "wb") as out:
-        yield out
 
 
 @threads.command("import")

@@ -768,3 +768,21 @@ class SessionTables:
             return len(encoded)
 
         return self._write("import a session", write)
+
+
+def import_unless_present(tables: SessionTables, record: Mapping[str, Any]) -> int | None:
+    """:meth:`SessionTables.import_session`, keeping a session the target already has.
+
+    Returns the items written, or None if the session was there (also when another writer
+    created it meanwhile): what lets an interrupted copy or import be finished by running it
+    again.
+    """
+    session_id = record.get("session_id")
+    if isinstance(session_id, str) and tables.info(session_id) is not None:
+        return None
+    try:
+        return tables.import_session(record)
+    except InvalidCheckpointError:
+        if isinstance(session_id, str) and tables.info(session_id) is not None:
+            return None
+        raise

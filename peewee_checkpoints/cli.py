@@ -773,24 +773,10 @@ def export_(session: Session, out_path: str | None, json_: bool) -> None:
 
 
 def _export_to_file(path: str, write: Callable[[IO[bytes]], int]) -> int:
-    # A temporary file in the same directory, renamed at the end: an interrupted export never
-    # leaves a truncated file under the requested name. mkstemp creates it mode 0600: states
-    # are private data.
-    import tempfile
+    from ._output import export_output
 
-    fd, temp = tempfile.mkstemp(dir=os.path.dirname(os.path.abspath(path)),
-                                prefix=".export-", suffix=".jsonl.tmp")
-    try:
-        with os.fdopen(fd, "wb") as out:
-            count = write(out)
-            out.flush()
-            os.fsync(out.fileno())
-        os.replace(temp, path)
-    except BaseException:
-        with contextlib.suppress(OSError):
-            os.remove(temp)
-        raise
-    return count
+    with export_output(path) as out:
+        return write(out)
 
 
 def _kinds_target(session: Session, provider: CheckpointProvider, named: str
