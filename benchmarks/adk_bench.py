@@ -32,10 +32,8 @@ import statistics
 import sys
 import tempfile
 import time
-import uuid
 from collections.abc import Awaitable, Callable
 from typing import Any
-from urllib.parse import urlparse, urlunparse
 
 from google.adk.events.event import Event
 from google.adk.events.event_actions import EventActions
@@ -46,37 +44,10 @@ from google.genai import types
 from peewee_checkpoints.adk import PeeweeSessionService
 from peewee_checkpoints.adk._store import EVENTS, SESSIONS
 
-SERVERS = {
-    "postgres": os.environ.get(
-        "PEEWEE_CHECKPOINTS_TEST_POSTGRES_URL", "postgresql://postgres@127.0.0.1:5432/test"
-    ),
-    "mysql": os.environ.get(
-        "PEEWEE_CHECKPOINTS_TEST_MYSQL_URL", "mysql://root@127.0.0.1:3306/test"
-    ),
-}
+sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+from _servers import create_database, drop_database
+
 APP, USER, LONG = "bench_app", "bench_user", "long-session"
-
-
-def _admin(backend: str, url: str, sql: str) -> None:
-    parts = urlparse(url)
-    if backend == "postgres":
-        import psycopg2
-
-        conn = psycopg2.connect(host=parts.hostname, port=parts.port or 5432,
-                                user=parts.username, password=parts.password or None,
-                                dbname=parts.path.lstrip("/") or "postgres")
-        conn.autocommit = True
-    else:
-        import pymysql
-
-        conn = pymysql.connect(host=parts.hostname, port=parts.port or 3306,
-                               user=parts.username or "root", password=parts.password or "",
-                               autocommit=True)
-    try:
-        with conn.cursor() as cur:
-            cur.execute(sql)
-    finally:
-        conn.close()
 
 
 def _urls(backend: str, tmp: str) -> tuple[str, str, Callable[[], None]]:
@@ -84,15 +55,10 @@ def _urls(backend: str, tmp: str) -> tuple[str, str, Callable[[], None]]:
     if backend == "sqlite":
         path = os.path.join(tmp, "bench.db")
         return f"sqlite:///{path}", f"sqlite+aiosqlite:///{path}", lambda: None
-    admin = SERVERS[backend]
-    name = f"pcbench_adk_{uuid.uuid4().hex[:10]}"
-    _admin(backend, admin, f"CREATE DATABASE {name}"
-           + (" CHARACTER SET utf8mb4" if backend == "mysql" else ""))
-    ours = urlunparse(urlparse(admin)._replace(path="/" + name))
+    ours, name = create_database(backend, "adk", charset="utf8mb4")
     driver = "postgresql+asyncpg" if backend == "postgres" else "mysql+aiomysql"
     theirs = driver + ours[ours.index("://"):]
-    force = " WITH (FORCE)" if backend == "postgres" else ""
-    return ours, theirs, lambda: _admin(backend, admin, f"DROP DATABASE IF EXISTS {name}{force}")
+    return ours, theirs, lambda: drop_database(backend, name)
 
 
 def _event(i: int, timestamp: float) -> Event:

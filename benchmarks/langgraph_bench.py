@@ -25,67 +25,19 @@ import os
 import random
 import statistics
 import sys
-import tempfile
 import time
 import uuid
 from collections.abc import Iterator
 from typing import Any
-from urllib.parse import urlparse, urlunparse
+from urllib.parse import urlparse
 
 from langgraph.checkpoint.base import BaseCheckpointSaver, empty_checkpoint
 from langgraph.checkpoint.base.id import uuid6
 
 from peewee_checkpoints.langgraph import PeeweeSaver
 
-SERVERS = {
-    "postgres": os.environ.get(
-        "PEEWEE_CHECKPOINTS_TEST_POSTGRES_URL", "postgresql://postgres@127.0.0.1:5432/test"
-    ),
-    "mysql": os.environ.get(
-        "PEEWEE_CHECKPOINTS_TEST_MYSQL_URL", "mysql://root@127.0.0.1:3306/test"
-    ),
-}
-
-
-def _admin(backend: str, url: str, sql: str) -> None:
-    parts = urlparse(url)
-    if backend == "postgres":
-        import psycopg2
-
-        conn = psycopg2.connect(
-            host=parts.hostname, port=parts.port or 5432, user=parts.username,
-            password=parts.password or None, dbname=parts.path.lstrip("/") or "postgres",
-        )
-        conn.autocommit = True
-    else:
-        import pymysql
-
-        conn = pymysql.connect(
-            host=parts.hostname, port=parts.port or 3306, user=parts.username or "root",
-            password=parts.password or "", autocommit=True,
-        )
-    try:
-        with conn.cursor() as cur:
-            cur.execute(sql)
-    finally:
-        conn.close()
-
-
-@contextlib.contextmanager
-def fresh_database(backend: str) -> Iterator[str]:
-    """Yield the URL of a new empty database; drop it afterwards."""
-    if backend == "sqlite":
-        with tempfile.TemporaryDirectory() as folder:
-            yield f"sqlite:///{folder}/bench.db"
-        return
-    admin = SERVERS[backend]
-    name = f"pc_bench_{uuid.uuid4().hex[:10]}"
-    _admin(backend, admin, f"CREATE DATABASE {name}")
-    try:
-        yield urlunparse(urlparse(admin)._replace(path="/" + name))
-    finally:
-        force = " WITH (FORCE)" if backend == "postgres" else ""
-        _admin(backend, admin, f"DROP DATABASE IF EXISTS {name}{force}")
+sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+from _servers import fresh_database
 
 
 @contextlib.contextmanager

@@ -27,48 +27,19 @@ import statistics
 import sys
 import tempfile
 import time
-import uuid
 from collections.abc import Coroutine
 from typing import Any
-from urllib.parse import urlparse, urlunparse
 
 from agents import SQLiteSession
 
 from peewee_checkpoints.openai_agents import PeeweeSessionStore
 
-SERVERS = {
-    "postgres": os.environ.get(
-        "PEEWEE_CHECKPOINTS_TEST_POSTGRES_URL", "postgresql://postgres@127.0.0.1:5432/test"
-    ),
-    "mysql": os.environ.get(
-        "PEEWEE_CHECKPOINTS_TEST_MYSQL_URL", "mysql://root@127.0.0.1:3306/test"
-    ),
-}
+sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+from _servers import fresh_database
+
 WORDS = ["the", "agent", "tool", "call", "result", "user", "assistant", "weather", "paris",
          "order", "refund", "invoice", "shipping", "status", "account", "password", "reset",
          "error", "retry", "timeout", "latency"]
-
-
-def _admin(backend: str, url: str, sql: str) -> None:
-    parts = urlparse(url)
-    if backend == "postgres":
-        import psycopg2
-
-        conn = psycopg2.connect(
-            host=parts.hostname, port=parts.port or 5432, user=parts.username,
-            password=parts.password or None, dbname=parts.path.lstrip("/") or "postgres")
-        conn.autocommit = True
-    else:
-        import pymysql
-
-        conn = pymysql.connect(host=parts.hostname, port=parts.port or 3306,
-                               user=parts.username or "root", password=parts.password or "",
-                               autocommit=True)
-    try:
-        with conn.cursor() as cur:
-            cur.execute(sql)
-    finally:
-        conn.close()
 
 
 def _text(rng: random.Random, words: int) -> str:
@@ -154,20 +125,9 @@ def main() -> int:
     rows: list[tuple[str, str, float, float]] = []
     with tempfile.TemporaryDirectory() as workdir:
         for backend in args.backends.split(","):
-            if backend == "sqlite":
-                url, drop = f"sqlite:///{workdir}/ours.db", None
-            else:
-                admin = SERVERS[backend]
-                name = f"pcbench_{uuid.uuid4().hex[:10]}"
-                _admin(backend, admin, f"CREATE DATABASE {name}")
-                url = urlunparse(urlparse(admin)._replace(path="/" + name))
-                drop = f"DROP DATABASE IF EXISTS {name}"
-            try:
+            with fresh_database(backend, "oai") as url:
                 for name, a, b in bench(backend, url, args.n, args.repeat, workdir):
                     rows.append((backend, name, a, b))
-            finally:
-                if drop is not None:
-                    _admin(backend, SERVERS[backend], drop)
     print(f"{'backend':9} {'operation':26} {'PeeweeSession us':>17} {'SQLiteSession us':>17} "
           f"{'ratio':>6}")
     for backend, name, a, b in rows:

@@ -25,14 +25,13 @@ import sqlite3
 import statistics
 import subprocess
 import sys
-import tempfile
 import time
 import uuid
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
-from urllib.parse import urlparse, urlunparse
+from urllib.parse import urlparse
 
 import lz4
 import orjson
@@ -43,6 +42,7 @@ import zstandard
 from psycopg2.extras import execute_values
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
+from _servers import ENV, fresh_database
 from chatdata import chat_state
 
 from peewee_checkpoints import NamedCheckpoint, PeeweeCheckpointProvider
@@ -51,8 +51,6 @@ from peewee_checkpoints._cursor import encode_cursor
 from peewee_checkpoints._ids import new_id
 
 TABLE = "peewee_checkpoints"
-ENV = {"postgres": "PEEWEE_CHECKPOINTS_TEST_POSTGRES_URL",
-       "mysql": "PEEWEE_CHECKPOINTS_TEST_MYSQL_URL"}
 STATE_SIZE = 20 * 1024
 POOL = 128  # distinct 20 KiB states; bulk-loaded rows cycle through them
 KIB, MIB = 1024, 1024 * 1024
@@ -60,40 +58,6 @@ RESULTS: list[dict[str, Any]] = []
 
 
 # -- databases ----------------------------------------------------------------------------
-
-def _admin(backend: str, url: str, sql: str) -> None:
-    parts = urlparse(url)
-    if backend == "postgres":
-        conn = psycopg2.connect(host=parts.hostname, port=parts.port or 5432,
-                                user=parts.username, password=parts.password or None,
-                                dbname=parts.path.lstrip("/") or "postgres")
-        conn.autocommit = True
-    else:
-        conn = pymysql.connect(host=parts.hostname, port=parts.port or 3306,
-                               user=parts.username or "root", password=parts.password or "",
-                               autocommit=True)
-    with conn.cursor() as cur:
-        cur.execute(sql)
-    conn.close()
-
-
-@contextmanager
-def fresh_database(backend: str, label: str) -> Iterator[str]:
-    """URL of a new empty database, dropped afterwards."""
-    if backend == "sqlite":
-        with tempfile.TemporaryDirectory(prefix=f"pcbench-{label}-", dir=os.environ.get(
-                "PCBENCH_TMP")) as tmp:
-            yield f"sqlite:///{tmp}/bench.db"
-        return
-    admin = os.environ[ENV[backend]]
-    name = f"pcbench_{label}_{uuid.uuid4().hex[:8]}"
-    _admin(backend, admin, f"CREATE DATABASE {name}")
-    try:
-        yield urlunparse(urlparse(admin)._replace(path="/" + name))
-    finally:
-        _admin(backend, admin, f"DROP DATABASE IF EXISTS {name}"
-               + (" WITH (FORCE)" if backend == "postgres" else ""))
-
 
 def raw_connect(backend: str, url: str) -> Any:
     """A DB-API connection with the provider's durability settings, in autocommit mode."""
