@@ -18,7 +18,6 @@ from .cli import (
     _provider,
     _require_persistent,
     _wants_json,
-    cli,
     local_time,
     pass_session,
 )
@@ -205,6 +204,3 @@ def keygen(session: Session, key_id: str, json_: bool) -> None:
     else:
         click.echo(entry)
 
-
-cli.add_command(rekey)
-cli.add_command(keygen)

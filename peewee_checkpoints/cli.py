@@ -20,7 +20,7 @@ import sys
 import threading
 from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass, field
-from typing import IO, TYPE_CHECKING, Any
+from typing import IO, TYPE_CHECKING, Any, ClassVar
 
 import click
 
@@ -425,7 +425,56 @@ def _count(session: Session, provider: CheckpointProvider) -> int | None:
 # -- the command group --------------------------------------------------------------------------
 
 
-@click.group(context_settings={"help_option_names": ["-h", "--help"], "max_content_width": 100})
+class _LazyGroup(click.Group):
+    """The main group: the command groups of the adapters and of app checkpoints live in
+    modules of their own, imported when one of their commands runs, not for ``--help`` (each
+    costs milliseconds of start-up, and start-up is a target: benchmarks/cli_startup.py).
+    """
+
+    #: command name -> (module, attribute, the help ``--help`` lists it with). The help must
+    #: match the command's own docstring (tests/test_cli.py checks it).
+    LAZY: ClassVar[dict[str, tuple[str, str, str]]] = {
+        "adk": ("._cli_adk", "adk",
+                "Google ADK sessions (peewee_checkpoints.adk) in the same database."),
+        "app": ("._cli_app", "app",
+                "App checkpoints: snapshots of the whole application's state."),
+        "keygen": ("._cli_app", "keygen",
+                   "Print a new encryption key entry, KEY_ID:<base64 of 32 random bytes>."),
+        "rekey": ("._cli_app", "rekey",
+                  "Re-encrypt every stored state under the first encryption key."),
+        "sessions": ("._cli_sessions", "sessions",
+                     "Agent conversation sessions (OpenAI Agents SDK): list, show, move, "
+                     "delete."),
+        "threads": ("._cli_threads", "threads",
+                    "LangGraph threads (PeeweeSaver) and store items (PeeweeStore) in the "
+                    "database."),
+    }
+    _listing = False
+
+    def list_commands(self, ctx: click.Context) -> list[str]:
+        return sorted({*super().list_commands(ctx), *self.LAZY})
+
+    def get_command(self, ctx: click.Context, cmd_name: str) -> click.Command | None:
+        if cmd_name in self.LAZY and cmd_name not in self.commands:
+            module, attribute, help_text = self.LAZY[cmd_name]
+            if self._listing:  # --help: a stand-in with the same help, nothing imported
+                return click.Command(cmd_name, help=help_text)
+            import importlib
+
+            self.add_command(getattr(importlib.import_module(module, __package__), attribute),
+                             cmd_name)
+        return super().get_command(ctx, cmd_name)
+
+    def format_commands(self, ctx: click.Context, formatter: click.HelpFormatter) -> None:
+        self._listing = True
+        try:
+            super().format_commands(ctx, formatter)
+        finally:
+            self._listing = False
+
+
+@click.group(cls=_LazyGroup,
+             context_settings={"help_option_names": ["-h", "--help"], "max_content_width": 100})
 @click.option("--config", "config", metavar="FILE", type=click.Path(dir_okay=False),
               help="TOML config file [default: $PEEWEE_CHECKPOINTS_CONFIG, else "
                    "./checkpoints.toml].")
@@ -1002,15 +1051,3 @@ def _fail(session: Session, message: str, hint: str | None = None, *, code: int,
     return code
 
 
-from ._cli_adk import adk  # noqa: E402 - the ADK sessions group, kept in its own module
-
-cli.add_command(adk)
-from ._cli_sessions import sessions  # noqa: E402 - the group needs pass_session, defined above
-
-cli.add_command(sessions)
-from ._cli_threads import threads  # noqa: E402 - the LangGraph `threads` group, kept apart
-
-cli.add_command(threads)
-from . import _cli_app  # noqa: E402 - the app, rekey and keygen commands live there
-
-cli.add_command(_cli_app.app)

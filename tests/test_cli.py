@@ -21,6 +21,7 @@ from pathlib import Path
 from typing import Any
 
 import peewee as pw
+import click
 import pytest
 from click.testing import CliRunner
 
@@ -515,8 +516,12 @@ def test_every_command_takes_json_after_its_name(tmp: Path) -> None:
     assert err(exported) == "exported 1 checkpoint\n"
     to_file = cli("--db-url", db, "export", "--out", "e.jsonl", "--json", cwd=tmp)
     assert json.loads(out(to_file)) == {"exported": 1, "out": "e.jsonl"}
-    for command in cli_module.cli.commands.values():
-        assert "--json" in [o for p in command.params for o in p.opts], command.name
+    group = cli_module.cli
+    with click.Context(group) as ctx:
+        for name in group.list_commands(ctx):  # the lazily loaded groups too
+            command = group.get_command(ctx, name)
+            assert command is not None
+            assert "--json" in [o for p in command.params for o in p.opts], name
 
 
 def test_no_arguments_prints_the_help_and_is_not_an_error(tmp: Path) -> None:

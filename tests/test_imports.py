@@ -38,6 +38,26 @@ def test_the_cli_help_loads_no_driver() -> None:
     assert _loaded_after(code) == []
 
 
+def test_the_cli_help_lists_the_command_groups_without_importing_them() -> None:
+    code = ("import sys\nfrom peewee_checkpoints.cli import main\n"
+            "assert main(['--help']) == 0\n"
+            "lazy = {m for m in sys.modules if m.startswith('peewee_checkpoints._cli_')}\n"
+            "assert not lazy, lazy\n")
+    subprocess.run([sys.executable, "-c", code], check=True, capture_output=True)
+
+
+def test_the_help_of_a_lazy_command_is_its_own() -> None:
+    import click
+
+    from peewee_checkpoints.cli import _LazyGroup, cli
+
+    with click.Context(cli) as ctx:
+        for name, (_, _, listed) in _LazyGroup.LAZY.items():
+            command = cli.get_command(ctx, name)
+            assert command is not None and command.name == name
+            assert (command.help or "").split("\n\n")[0].strip() == listed, name
+
+
 def test_the_lazy_names_still_import_and_are_the_real_objects() -> None:
     import peewee_checkpoints as pc
     from peewee_checkpoints.aio import AsyncCheckpointProvider
