@@ -146,8 +146,8 @@ def apply_policy(session: Session, yes: bool, as_json: bool) -> None:
     verb = "deleted" if yes else "would delete"
     for rule, result in report.rules.items():
         if result.rows:
-            click.echo(f"{rule:<14} {verb} {result.rows} ({result.bytes} bytes)")
-    click.echo(f"{'total':<14} {verb} {report.rows} ({report.bytes} bytes)")
+            click.echo(f"{rule:<16} {verb} {result.rows} ({result.bytes} bytes)")
+    click.echo(f"{'total':<16} {verb} {report.rows} ({report.bytes} bytes)")
     if not yes:
         _info("dry run: nothing was deleted; run again with --yes to delete")
 

@@ -11,11 +11,17 @@ from __future__ import annotations
 import os
 import socket
 import threading
+import uuid
 from typing import Any
 
 from ._app_store import APP_TABLE
 from ._engine import Engine
+from ._sessions import ITEMS as OAI_ITEMS
+from ._sessions import META as OAI_META
+from ._sessions import SESSIONS as OAI_SESSIONS
 from ._statements import Statement
+from .adk._store import EVENTS as ADK_EVENTS
+from .adk._store import SESSIONS as ADK_SESSIONS
 from .model import TABLE_NAME
 from .records import now_ms
 from .retention import RetentionPolicy, RetentionReport
@@ -30,6 +36,31 @@ LEASES_TABLE = "peewee_checkpoints_leases"
 RETENTION_LEASE = "retention"
 # How many agents' newest ids keep_latest remembers before it starts over (memory bound).
 _NEWEST_CACHE = 100_000
+# The LangGraph saver's tables (migration 003); named here so the core never imports LangGraph.
+LG_CHECKPOINTS = "peewee_checkpoints_lg_checkpoints"
+LG_BLOBS = "peewee_checkpoints_lg_blobs"
+LG_WRITES = "peewee_checkpoints_lg_writes"
+# (table, bytes of its payloads) of a thread, deleted in this order (children first).
+_THREAD_PARTS = (
+    (LG_WRITES, "LENGTH(data)"),
+    (LG_BLOBS, "COALESCE(LENGTH(data), 0)"),
+    (LG_CHECKPOINTS, "LENGTH(checkpoint) + LENGTH(metadata)"),
+)
+# 100-ns intervals between the Gregorian epoch (UUID time) and the Unix epoch.
+_UUID_EPOCH = 0x01B21DD213814000
+
+
+def uuid6_ms(value: object) -> int | None:
+    """The time (epoch ms) in a LangGraph checkpoint id (a UUIDv6); None if it is not one."""
+    try:
+        parsed = uuid.UUID(str(value))
+    except ValueError:
+        return None
+    if parsed.version != 6:
+        return None
+    n = parsed.int
+    stamp = ((n >> 80) << 12) | ((n >> 64) & 0xFFF)
+    return (stamp - _UUID_EPOCH) // 10_000
 
 
 def _sql(text: str) -> Statement:
@@ -83,6 +114,42 @@ class PeeweeRetention:
             f"SELECT created_at, id, LENGTH(state) FROM {a} "
             f"WHERE created_at <= {p} AND (created_at < {p} OR (created_at = {p} AND id < {p})) "
             f"ORDER BY created_at DESC, id DESC LIMIT {BATCH}")
+        # Threads in key order with their newest checkpoint id (uuid6: time-ordered).
+        self._threads = _sql(
+            f"SELECT thread_id, MAX(checkpoint_id) FROM {LG_CHECKPOINTS} WHERE thread_id > {p} "
+            f"GROUP BY thread_id ORDER BY thread_id LIMIT {BATCH}")
+        self._oai_old = _sql(
+            f"SELECT updated_at, session_id, LENGTH(metadata) FROM {OAI_SESSIONS} "
+            f"WHERE updated_at < {p} AND updated_at >= {p} "
+            f"AND (updated_at > {p} OR (updated_at = {p} AND session_id > {p})) "
+            f"ORDER BY updated_at, session_id LIMIT {BATCH}")
+        # Deleting the session row first takes the lock its writers take first, and its
+        # condition spares a session written to since the scan.
+        self._oai_delete = _sql(
+            f"DELETE FROM {OAI_SESSIONS} WHERE session_id = {p} AND updated_at < {p}")
+        self._oai_items = _sql(
+            f"SELECT COUNT(*), COALESCE(SUM(LENGTH(data)), 0) FROM {OAI_ITEMS} "
+            f"WHERE session_id = {p}")
+        self._oai_meta = _sql(f"SELECT COUNT(*), 0 FROM {OAI_META} WHERE session_id = {p}")
+        self._oai_children = (_sql(f"DELETE FROM {OAI_ITEMS} WHERE session_id = {p}"),
+                              _sql(f"DELETE FROM {OAI_META} WHERE session_id = {p}"))
+        self._adk_apps = _sql(
+            f"SELECT app_name FROM {ADK_SESSIONS} WHERE app_name > {p} GROUP BY app_name "
+            f"ORDER BY app_name LIMIT {BATCH}")
+        # ADK's app index (app_name, update_time, user_id, id) in keyset order.
+        self._adk_old = _sql(
+            f"SELECT update_time, user_id, id, LENGTH(state) FROM {ADK_SESSIONS} "
+            f"WHERE app_name = {p} AND update_time < {p} AND update_time >= {p} "
+            f"AND (update_time > {p} OR (update_time = {p} AND (user_id > {p} "
+            f"OR (user_id = {p} AND id > {p})))) "
+            f"ORDER BY update_time, user_id, id LIMIT {BATCH}")
+        event_key = f"app_name = {p} AND user_id = {p} AND session_id = {p}"
+        self._adk_delete = _sql(
+            f"DELETE FROM {ADK_SESSIONS} WHERE app_name = {p} AND user_id = {p} AND id = {p} "
+            f"AND update_time < {p}")
+        self._adk_events = _sql(
+            f"SELECT COUNT(*), COALESCE(SUM(LENGTH(data)), 0) FROM {ADK_EVENTS} WHERE {event_key}")
+        self._adk_children = (_sql(f"DELETE FROM {ADK_EVENTS} WHERE {event_key}"),)
         self._claim = _sql(
             f"UPDATE {LEASES_TABLE} SET holder = {p}, expires_at = {p} "
             f"WHERE name = {p} AND expires_at <= {p}")
@@ -139,6 +206,10 @@ class PeeweeRetention:
             since = (max(now - policy.app_max_age_ms, 0)
                      if dry_run and policy.app_max_age_ms is not None else None)
             self._app_max_total(report, policy.app_max_total, since, dry_run)
+        if policy.thread_max_age_ms is not None:
+            self._thread_max_age(report, max(now - policy.thread_max_age_ms, 0), dry_run)
+        if policy.session_max_age_ms is not None:
+            self._session_max_age(report, max(now - policy.session_max_age_ms, 0), dry_run)
         return report
 
     def _max_age(self, report: RetentionReport, cutoff: int, keep_latest: bool,
@@ -218,6 +289,134 @@ class PeeweeRetention:
             if len(rows) < BATCH:
                 return
             at, last = rows[-1][0], rows[-1][1]
+
+    # -- LangGraph threads and agent-framework sessions: deleted whole ----------------------
+
+    def _remove_threads(self, report: RetentionReport, ids: list[str], dry_run: bool) -> None:
+        """Count rows and payload bytes of threads ``ids`` in the saver's three tables, and
+        delete them unless ``dry_run``: in one transaction, children first."""
+        engine = self._engine
+        p = engine.param
+        marks = ", ".join([p] * len(ids))
+
+        def run() -> tuple[int, int]:
+            rows = size = 0
+            for table, payload in _THREAD_PARTS:
+                statement = (f"SELECT COUNT(*), COALESCE(SUM({payload}), 0) FROM {table} "
+                             f"WHERE thread_id IN ({marks})")
+                found = engine.execute(statement, ids).fetchone()
+                rows += int(found[0])
+                size += int(found[1] or 0)
+                if not dry_run:
+                    statement = f"DELETE FROM {table} WHERE thread_id IN ({marks})"
+                    engine.execute(statement, ids)
+            return rows, size
+
+        if dry_run:
+            rows, size = engine.run("apply retention", run)
+        else:
+            def write() -> tuple[int, int]:
+                with engine.transaction(write=True):
+                    return run()
+            rows, size = engine.run("apply retention", write)
+        report.add("thread_max_age", rows, size)
+
+    def _thread_max_age(self, report: RetentionReport, cutoff: int, dry_run: bool) -> None:
+        """Delete threads whose newest checkpoint (in any namespace) is older than ``cutoff``.
+
+        A thread that gets a new checkpoint between the scan and its batch's deletion is
+        re-checked in the deleting transaction, so only a put landing in that instant is lost
+        (as with the saver's own ``prune``).
+        """
+        p = self._engine.param
+        thread = ""
+        while True:
+            found = self._all("apply retention", self._threads.sql, [thread])
+            doomed = [t for t, newest in found
+                      if (at := uuid6_ms(newest)) is not None and at < cutoff]
+            if doomed and not dry_run:
+                marks = ", ".join([p] * len(doomed))
+                statement = (f"SELECT thread_id, MAX(checkpoint_id) FROM {LG_CHECKPOINTS} "
+                             f"WHERE thread_id IN ({marks}) GROUP BY thread_id")
+                again = self._all("apply retention", statement, doomed)
+                doomed = [t for t, newest in again
+                          if (at := uuid6_ms(newest)) is not None and at < cutoff]
+            if doomed:
+                self._remove_threads(report, doomed, dry_run)
+            if len(found) < BATCH:
+                return
+            thread = found[-1][0]
+
+    def _remove_sessions(self, report: RetentionReport, found: list[tuple[list[Any], int]],
+                         cutoff: float, dry_run: bool, how: tuple[Statement, ...]) -> None:
+        """Count (and unless ``dry_run`` delete) sessions, one batch in one transaction.
+
+        ``found``: (key, bytes of the session row) per session; ``how``: the conditional
+        delete of the session row, then the queries counting its children, then the
+        deletes of its children.
+        """
+        if not found:
+            return
+        engine = self._engine
+        delete = how[0]
+        counts = tuple(s for s in how[1:] if s.sql.startswith("SELECT"))
+        children = tuple(s for s in how[1:] if s.sql.startswith("DELETE"))
+
+        def batch() -> tuple[int, int]:
+            rows = size = 0
+            for key, own in found:
+                if not dry_run and engine.execute(delete.sql, [*key, cutoff]).rowcount != 1:
+                    continue  # written to (or deleted) since the scan: not ours to remove
+                rows += 1
+                size += int(own or 0)
+                for statement in counts:
+                    n, b = engine.execute(statement.sql, key).fetchone()
+                    rows += int(n)
+                    size += int(b or 0)
+                if not dry_run:
+                    for statement in children:
+                        engine.execute(statement.sql, key)
+            return rows, size
+
+        if dry_run:
+            rows, size = engine.run("apply retention", batch)
+        else:
+            def write() -> tuple[int, int]:
+                with engine.transaction(write=True):
+                    return batch()
+            rows, size = engine.run("apply retention", write)
+        report.add("session_max_age", rows, size)
+
+    def _session_max_age(self, report: RetentionReport, cutoff: int, dry_run: bool) -> None:
+        """Delete OpenAI Agents and ADK sessions not updated since ``cutoff`` (epoch ms)."""
+        oai = (self._oai_delete, self._oai_items, self._oai_meta, *self._oai_children)
+        at, last = -1, ""
+        while True:
+            rows = self._all("apply retention", self._oai_old.sql, [cutoff, at, at, at, last])
+            self._remove_sessions(report, [([r[1]], r[2]) for r in rows], cutoff, dry_run, oai)
+            if len(rows) < BATCH:
+                break
+            at, last = rows[-1][0], rows[-1][1]
+        # ADK times are epoch seconds (floats).
+        adk = (self._adk_delete, self._adk_events, *self._adk_children)
+        seconds = cutoff / 1000
+        app = ""
+        while True:
+            apps = self._all("apply retention", self._adk_apps.sql, [app])
+            for (app_name,) in apps:
+                since: float = -1.0
+                user, last = "", ""
+                while True:
+                    rows = self._all("apply retention", self._adk_old.sql,
+                                     [app_name, seconds, since, since, since, user, user, last])
+                    self._remove_sessions(report, [([app_name, r[1], r[2]], r[3]) for r in rows],
+                                          seconds, dry_run, adk)
+                    if len(rows) < BATCH:
+                        break
+                    since, user, last = rows[-1][0], rows[-1][1], rows[-1][2]
+            if len(apps) < BATCH:
+                return
+            app = apps[-1][0]
 
     # -- the sweeper's claim ---------------------------------------------------------------
 

@@ -8,6 +8,8 @@ A policy comes from a provider's ``[checkpoints.providers.<name>.retention]`` ta
     max_per_agent = 100      # and all but the newest 100 of each agent
     app_max_age = "90d"      # app checkpoints older than this go
     app_max_total = 1000     # and all but the newest 1000 app checkpoints
+    thread_max_age = "30d"   # LangGraph threads whose newest checkpoint is older go, whole
+    session_max_age = "30d"  # OpenAI Agents and Google ADK sessions idle this long go, whole
     cleanup_interval = "24h" # how often a sweeper applies it (the default)
 
 or is built in code (``RetentionPolicy(max_age="30d", max_per_agent=100)``), and is applied by
@@ -15,6 +17,23 @@ or is built in code (``RetentionPolicy(max_age="30d", max_per_agent=100)``), and
 ``cleanup_interval`` by a :class:`RetentionSweeper` that a long-running process starts. Any
 number of processes may run a sweeper on one database: each interval, one of them does the
 work (it claims the interval with one short conditional UPDATE), the others skip it.
+
+``thread_max_age`` covers the LangGraph threads of
+:class:`~peewee_checkpoints.langgraph.PeeweeSaver` on the same database: a thread whose newest
+checkpoint (in any namespace) was made longer ago is deleted whole, every checkpoint, blob and
+pending write of it. A checkpoint's time is read from its id (LangGraph's ids are time-ordered
+UUIDv6); a thread whose newest id is not one is never removed by age. Whole threads only:
+pruning inside a thread could break a LangGraph ``DeltaChannel``, whose value is rebuilt from
+older checkpoints.
+
+``session_max_age`` covers the agent-framework sessions on the same database: an OpenAI Agents
+session (``peewee_checkpoints.openai_agents``) not updated for that long goes with its items and
+metadata; a Google ADK session (``peewee_checkpoints.adk``) with its events (the app and user
+state that ADK shares between sessions stays).
+
+Thread and session rules count in their report every row they delete (a thread's checkpoints,
+blobs and writes; a session's row, items, metadata rows or events) and the bytes of the
+payloads in them.
 """
 
 from __future__ import annotations
@@ -43,14 +62,15 @@ __all__ = [
 log = logging.getLogger("peewee_checkpoints.retention")
 
 #: The rules a report covers, in the order they are applied.
-RULES = ("max_age", "max_per_agent", "app_max_age", "app_max_total")
+RULES = ("max_age", "max_per_agent", "app_max_age", "app_max_total", "thread_max_age",
+         "session_max_age")
 #: How often a sweeper applies the policy when ``cleanup_interval`` is not set: 24 hours.
 DEFAULT_CLEANUP_INTERVAL_MS = 24 * 3600 * 1000
 
 _UNITS = {"ms": 1, "s": 1000, "m": 60_000, "h": 3_600_000, "d": 86_400_000, "w": 604_800_000}
 _DURATION = re.compile(r"\s*(\d+)\s*(ms|s|m|h|d|w)\s*")
 _KEYS = ("max_age", "max_per_agent", "keep_latest", "app_max_age", "app_max_total",
-         "cleanup_interval")
+         "thread_max_age", "session_max_age", "cleanup_interval")
 
 
 def parse_duration(value: object, where: str = "duration") -> int:
@@ -106,6 +126,10 @@ class RetentionPolicy:
     """App checkpoints created longer ago than this are deleted."""
     app_max_total: int | None = None
     """All but the newest this many app checkpoints are deleted."""
+    thread_max_age_ms: int | None = None
+    """LangGraph threads whose newest checkpoint is older than this are deleted whole."""
+    session_max_age_ms: int | None = None
+    """OpenAI Agents and Google ADK sessions not updated for this long are deleted whole."""
     cleanup_interval_ms: int = DEFAULT_CLEANUP_INTERVAL_MS
     """How often a :class:`RetentionSweeper` applies the policy."""
 
@@ -144,6 +168,8 @@ class RetentionPolicy:
             keep_latest=keep_latest,
             app_max_age_ms=duration("app_max_age"),
             app_max_total=count("app_max_total"),
+            thread_max_age_ms=duration("thread_max_age"),
+            session_max_age_ms=duration("session_max_age"),
             cleanup_interval_ms=duration("cleanup_interval") or DEFAULT_CLEANUP_INTERVAL_MS,
         )
 
@@ -151,7 +177,8 @@ class RetentionPolicy:
     def is_empty(self) -> bool:
         """True if no rule is set: applying it deletes nothing."""
         return (self.max_age_ms is None and self.max_per_agent is None
-                and self.app_max_age_ms is None and self.app_max_total is None)
+                and self.app_max_age_ms is None and self.app_max_total is None
+                and self.thread_max_age_ms is None and self.session_max_age_ms is None)
 
 
 @dataclass
@@ -159,7 +186,7 @@ class RuleResult:
     """What one rule removed (or, in a dry run, would remove)."""
 
     rows: int = 0
-    """Checkpoints."""
+    """Rows: checkpoints; for the thread and session rules every row of what they removed."""
     bytes: int = 0
     """Bytes of stored state (as stored: compressed, and encrypted where it is)."""
 
