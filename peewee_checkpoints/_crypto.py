@@ -29,7 +29,11 @@ __all__ = [
     "EncryptionError",
     "Keyring",
     "generate_key",
+    "open_typed",
     "parse_keys",
+    "seal",
+    "seal_typed",
+    "unseal",
 ]
 
 _FORMAT = b"\x01"
@@ -182,3 +186,81 @@ def parse_keys(value: str | Iterable[str] | Keyring | None, where: str = "encryp
 def row_aad(table: str, row_id: str, codec: int) -> bytes:
     """The associated data binding a stored state to its table, row and codec."""
     return f"{table}\x00{row_id}\x00{codec}".encode()
+
+
+#: How the type column of an encrypted LangGraph value starts: ``"aes:<key id>:<type>"``,
+#: ``<type>`` being the serializer's own type name (as LangGraph's ``EncryptedSerializer``
+#: records its cipher in the type). A type without it is a plain value.
+TYPED_PREFIX = "aes:"
+#: Longest type name the saver's type columns hold (migration 003).
+MAX_TYPE = 64
+
+
+def typed_aad(where: Sequence[str], type_: str) -> bytes:
+    """The associated data of a typed value: where it lives (table and key columns, never
+    the thread id, which a copy changes) and the serializer's type name."""
+    return "\x00".join((*where, type_)).encode()
+
+
+def seal_typed(keyring: Keyring, type_: str, data: bytes, where: Sequence[str]
+               ) -> tuple[str, bytes]:
+    """``(type column, stored bytes)`` of a serialized value; unchanged without keys."""
+    if not keyring:
+        return type_, data
+    key_id, stored = keyring.encrypt(data, typed_aad(where, type_))
+    return f"{TYPED_PREFIX}{key_id}:{type_}", stored
+
+
+def open_typed(keyring: Keyring, type_: str, data: bytes | memoryview, where: Sequence[str],
+               what: str) -> tuple[str, bytes | memoryview]:
+    """``(serializer type, plain bytes)`` of a stored typed value (plain ones unchanged).
+
+    Raises:
+        EncryptionError: its key is missing (the message names it), or it was altered.
+    """
+    if not type_.startswith(TYPED_PREFIX):
+        return type_, data
+    key_id, sep, inner = type_[len(TYPED_PREFIX):].partition(":")
+    if not sep or not key_id:
+        raise EncryptionError(f"{what} has a malformed encrypted type: it was altered")
+    return inner, keyring.decrypt(key_id, data, typed_aad(where, inner), what=what)
+
+
+#: First byte of a sealed payload (:func:`seal`): never the first byte of UTF-8 JSON or of a
+#: zstd frame, so a sealed payload and a plain one tell themselves apart in a column that
+#: holds both, and no column needs adding for the key id.
+SEALED = 0xFE
+
+
+def seal(keyring: Keyring, data: bytes, aad: bytes) -> bytes:
+    """A self-describing encrypted payload: ``0xFE``, the key id's length and the key id,
+    then :meth:`Keyring.encrypt`'s bytes. ``data`` unchanged when there is no key."""
+    if not keyring:
+        return data
+    key_id, stored = keyring.encrypt(data, aad)
+    kid = key_id.encode("ascii")
+    return bytes((SEALED, len(kid))) + kid + stored
+
+
+def sealed_key(data: bytes | memoryview | None) -> str:
+    """The key id a payload is sealed under; ``""`` if it is plain."""
+    if data is None or len(data) < 2 or data[0] != SEALED:
+        return ""
+    return bytes(data[2:2 + data[1]]).decode("ascii", "replace")
+
+
+def unseal(keyring: Keyring, data: bytes | memoryview, aad: bytes, what: str
+           ) -> bytes | memoryview:
+    """The plain bytes of a payload :func:`seal` made (a plain payload unchanged).
+
+    Raises:
+        EncryptionError: its key is missing (the message names it), or it was altered.
+    """
+    if len(data) == 0 or data[0] != SEALED:
+        return data
+    raw = bytes(data)
+    size = raw[1] if len(raw) > 1 else 0
+    key_id = raw[2:2 + size].decode("ascii", "replace")
+    if not size or not _KEY_ID.fullmatch(key_id):
+        raise EncryptionError(f"{what} has a malformed encryption header: it was altered")
+    return keyring.decrypt(key_id, raw[2 + size:], aad, what=what)

@@ -87,7 +87,7 @@ class SaverSQL:
             f"SELECT {CHECKPOINT_COLUMNS} FROM {CHECKPOINTS} WHERE thread_id = {p}"
         )
         self.namespace_checkpoints = (
-            f"SELECT type, checkpoint FROM {CHECKPOINTS} WHERE {self.key}"
+            f"SELECT type, checkpoint, checkpoint_id FROM {CHECKPOINTS} WHERE {self.key}"
         )
         # Copies carry every column but the thread; a row already on the target is kept, so a
         # copy retried after a dropped connection does not fail.

@@ -22,11 +22,12 @@ from langgraph.checkpoint.base import (
 )
 from langgraph.checkpoint.serde.base import SerializerProtocol
 
+from .._crypto import MAX_TYPE, Keyring, open_typed, parse_keys, seal_typed
 from .._engine import Engine
 from .._migrations import LOCK_TIMEOUT
 from .._validation import text_problem
 from ..errors import ConfigError, InvalidCheckpointError
-from ._sql import CHUNK, SaverSQL
+from ._sql import BLOBS, CHECKPOINTS, CHUNK, WRITES, SaverSQL
 
 __all__ = ["PeeweeSaver"]
 
@@ -58,6 +59,9 @@ _Writes = dict[tuple[str, str, str], _WriteRows]
 _Doomed = list[tuple[str, dict[str, Any]]]
 _Rows = list[_Row]
 _PICKLE = "pickle"
+# Room left in the 64-character type column for "aes:<key id>:" (longest serializer type
+# LangGraph's JsonPlusSerializer writes: "bytearray", 9).
+_MAX_SAVER_KEY_ID = 40
 #: Longest string kept inline in the checkpoint row instead of a blob of its own.
 _INLINE_STR_MAX = 256
 
@@ -170,9 +174,18 @@ class PeeweeSaver(BaseCheckpointSaver[str]):
             ``mysql://user:pass@host:port/db`` (each also ``+pool``).
         serde: the serializer; LangGraph's ``JsonPlusSerializer`` (msgpack, no pickle) by
             default. A serializer with ``pickle_fallback=True``, or wrapping one, is refused.
+        encryption_keys: ``["<key id>:<base64 of 32 bytes>", ...]`` to encrypt every stored
+            value (checkpoints, their metadata, channel blobs and pending writes) with
+            AES-256-GCM: the first key encrypts, all decrypt (see
+            :class:`~peewee_checkpoints.PeeweeCheckpointProvider`). The type column records
+            the key id (``"aes:<key id>:msgpack"``); unencrypted rows stay readable, and
+            ``peewee-checkpoints rekey`` moves every row to the first key. A value under a
+            key not given raises :class:`~peewee_checkpoints.EncryptionError` naming the key
+            id; an altered one raises it too. Key ids here are at most 40 characters.
 
     Raises:
-        ConfigError: ``db_url`` is malformed or unsupported, or ``serde`` would unpickle.
+        ConfigError: ``db_url`` is malformed or unsupported, ``serde`` would unpickle, or an
+            encryption key is malformed (the message never shows a key).
 
     The async methods run the sync ones in a worker thread (each thread keeps its own
     connection). Database errors are raised as :class:`~peewee_checkpoints.StorageError`;
@@ -181,8 +194,16 @@ class PeeweeSaver(BaseCheckpointSaver[str]):
     """
 
     def __init__(self, db_url: str, *, serde: SerializerProtocol | None = None,
-                 migration_lock_timeout: float = LOCK_TIMEOUT) -> None:
+                 migration_lock_timeout: float = LOCK_TIMEOUT,
+                 encryption_keys: str | Sequence[str] | Keyring | None = None) -> None:
         _refuse_pickle(serde)
+        keyring = parse_keys(encryption_keys)
+        if len(keyring.primary_id) > _MAX_SAVER_KEY_ID:
+            raise ConfigError(
+                f"encryption_keys: the first key's id {keyring.primary_id!r} is longer than "
+                f"{_MAX_SAVER_KEY_ID} characters; the saver records it in a 64-character "
+                "type column, so give it a shorter id")
+        self._keyring = keyring
         super().__init__(serde=serde)
         engine = self._engine = Engine(db_url, migration_lock_timeout=migration_lock_timeout)
         self._db = engine.database
@@ -222,13 +243,15 @@ class PeeweeSaver(BaseCheckpointSaver[str]):
         *,
         serde: SerializerProtocol | None = None,
         migration_lock_timeout: float = LOCK_TIMEOUT,
+        encryption_keys: str | Sequence[str] | Keyring | None = None,
     ) -> PeeweeSaver:
         """A saver on ``conn_string`` (a ``db_url``), used as LangGraph's own savers are.
 
         ``with PeeweeSaver.from_conn_string(url) as saver:`` or ``async with ...``: leaving
         the block closes every connection the saver opened.
         """
-        return cls(conn_string, serde=serde, migration_lock_timeout=migration_lock_timeout)
+        return cls(conn_string, serde=serde, migration_lock_timeout=migration_lock_timeout,
+                   encryption_keys=encryption_keys)
 
     def setup(self) -> None:
         """Apply pending migrations now; optional, the first call does it anyway."""
@@ -263,14 +286,38 @@ class PeeweeSaver(BaseCheckpointSaver[str]):
             )
         return self.serde.loads_typed((type_, self._bytes(data)))
 
-    def _dump(self, value: Any) -> tuple[str, bytes]:
+    def _dump(self, value: Any, *where: str) -> tuple[str, bytes]:
+        """``(type, bytes)`` to store for ``value`` at ``where`` (table and key columns but
+        the thread: a copied thread's rows must stay readable), encrypted if there are keys.
+        """
         type_, data = self.serde.dumps_typed(value)
         if type_ == _PICKLE:
             raise InvalidCheckpointError(
                 f"the serializer pickled a {type(value).__name__}; PeeweeSaver stores no pickle. "
                 "Make the value serializable by LangGraph's JsonPlusSerializer (msgpack)"
             )
+        if self._keyring:
+            type_, data = seal_typed(self._keyring, type_, data, where)
+            if len(type_) > MAX_TYPE:
+                raise InvalidCheckpointError(
+                    f"the serializer's type name for a {type(value).__name__} is too long to "
+                    "record with the encryption key id; use a shorter key id")
         return type_, data
+
+    def _open(self, type_: str, data: Any, *where: str) -> tuple[str, Any]:
+        """The serializer's ``(type, bytes)`` of a stored value (decrypted if it is)."""
+        if type_[:4] != "aes:":  # the common, unencrypted case without a call
+            return type_, data
+        return open_typed(self._keyring, type_, self._bytes(data), where,
+                          f"a LangGraph value in {where[0]}")
+
+    def _load_checkpoint(self, row: _Row) -> Any:
+        """The checkpoint of a row in CHECKPOINT_COLUMNS order."""
+        return self._load(*self._open(row[4], row[5], CHECKPOINTS, "checkpoint", row[1], row[2]))
+
+    def _load_metadata(self, row: _Row) -> Any:
+        """The metadata of a row in CHECKPOINT_COLUMNS order."""
+        return self._load(*self._open(row[6], row[7], CHECKPOINTS, "metadata", row[1], row[2]))
 
     # -- the saver interface --------------------------------------------------------------
 
@@ -306,15 +353,15 @@ class PeeweeSaver(BaseCheckpointSaver[str]):
             _check_key("channel", channel, _MAX_CHANNEL)
             version_key = _check_key("channel version", str(version), _MAX_CHECKPOINT_ID)
             if channel in values and channel not in inline:
-                type_, data = self._dump(values[channel])
+                type_, data = self._dump(values[channel], BLOBS, ns_key, channel, version_key)
                 blob_params += (thread_id, ns_key, channel, version_key, type_, data)
         md = get_serializable_checkpoint_metadata(config, metadata)
         run_id = md.get("run_id")
         run_key = str(run_id) if run_id is not None else None
         if run_key is not None:
             _check_key("metadata run_id", run_key, _MAX_RUN_ID)
-        ck_type, ck_data = self._dump(stored)
-        md_type, md_data = self._dump(md)
+        ck_type, ck_data = self._dump(stored, CHECKPOINTS, "checkpoint", ns_key, checkpoint_id)
+        md_type, md_data = self._dump(md, CHECKPOINTS, "metadata", ns_key, checkpoint_id)
         refs = orjson.dumps(dict(_blob_pairs(stored))).decode()
         params = (
             thread_id, ns_key, checkpoint_id, parent_id, run_key,
@@ -369,10 +416,11 @@ class PeeweeSaver(BaseCheckpointSaver[str]):
         params: _Params = []
         for idx, (channel, value) in enumerate(writes):
             _check_key("channel", channel, _MAX_CHANNEL)
-            type_, data = self._dump(value)
+            position = WRITES_IDX_MAP.get(channel, idx)
+            type_, data = self._dump(value, WRITES, ns, checkpoint_id, task_id, str(position),
+                                     channel)
             params += (
-                thread_id, ns, checkpoint_id, task_id, task_path,
-                WRITES_IDX_MAP.get(channel, idx), channel, type_, data,
+                thread_id, ns, checkpoint_id, task_id, task_path, position, channel, type_, data,
             )
 
         def run() -> None:
@@ -420,18 +468,20 @@ class PeeweeSaver(BaseCheckpointSaver[str]):
     def _one(self, thread_id: str, ns: str, rows: Sequence[_Row]) -> CheckpointTuple | None:
         """The tuple from the rows of SaverSQL.get_one, or None if there is no checkpoint."""
         found = None
+        ns_key = _ns_key(ns)
         channel_blobs: dict[str, tuple[str, Any]] = {}
         pending: _WriteRows = []
         for kind, a, b, c, d, e, f, g in rows:
             if kind == 2:
-                found = (thread_id, ns, a, b, c, d, e, f)
+                # In CHECKPOINT_COLUMNS order: the key form, then the whole namespace.
+                found = (thread_id, ns_key, a, b, c, d, e, f, ns)
             elif kind == 0:
-                channel_blobs[a] = (c, d)
+                channel_blobs[a] = self._open(c, d, BLOBS, ns_key, a, b)
             else:
                 pending.append((b, a, int(g), e, c, d))
         if found is None:
             return None
-        return self._tuple(found, self._load(found[4], found[5]), channel_blobs, pending)
+        return self._tuple(found, self._load_checkpoint(found), channel_blobs, pending)
 
     def list(
         self,
@@ -492,7 +542,7 @@ class PeeweeSaver(BaseCheckpointSaver[str]):
                 rows = cursor.fetchall()
             else:
                 for row in cursor:
-                    md = self._load(row[6], row[7])
+                    md = self._load_metadata(row)
                     if all(
                         any(_contains(found, v) for found in _metadata_values(md, k))
                         for k, v in filter.items()
@@ -509,7 +559,7 @@ class PeeweeSaver(BaseCheckpointSaver[str]):
         """Build checkpoint tuples from checkpoint rows: one more query per namespace."""
         if len(rows) == 1:
             return [self._assemble_one(rows[0])]
-        decoded = [(row, self._load(row[4], row[5])) for row in rows]
+        decoded = [(row, self._load_checkpoint(row)) for row in rows]
         groups: dict[tuple[str, str], list[tuple[_Row, dict[str, Any]]]] = {}
         for row, checkpoint in decoded:
             groups.setdefault((row[0], row[1]), []).append((row, checkpoint))
@@ -535,7 +585,7 @@ class PeeweeSaver(BaseCheckpointSaver[str]):
 
     def _assemble_one(self, row: _Row) -> CheckpointTuple:
         """The tuple of one checkpoint row (get_tuple's hot path: one more query)."""
-        checkpoint = self._load(row[4], row[5])
+        checkpoint = self._load_checkpoint(row)
         pairs = _blob_pairs(checkpoint)
         if len(pairs) > CHUNK:
             blobs: _Blobs = {}
@@ -551,12 +601,12 @@ class PeeweeSaver(BaseCheckpointSaver[str]):
         params += row[:3]
         channel_blobs = {}
         pending: _WriteRows = []
-        for kind, _ref, task_id, task_path, idx, channel, type_, data in self._execute(
+        for kind, ref, task_id, task_path, idx, channel, type_, data in self._execute(
             self._sql.values(len(pairs), 1), params
         ).fetchall():
             if kind == 0:
                 # Each channel has one version, so each blob row is a different channel.
-                channel_blobs[channel] = (type_, data)
+                channel_blobs[channel] = self._open(type_, data, BLOBS, row[1], channel, ref)
             else:
                 pending.append((task_path, task_id, int(idx), channel, type_, data))
         return self._tuple(row, checkpoint, channel_blobs, pending)
@@ -587,7 +637,7 @@ class PeeweeSaver(BaseCheckpointSaver[str]):
                 }
             },
             checkpoint=checkpoint,  # type: ignore[arg-type]
-            metadata=self._load(row[6], row[7]),
+            metadata=self._load_metadata(row),
             parent_config=(
                 {
                     "configurable": {
@@ -600,8 +650,9 @@ class PeeweeSaver(BaseCheckpointSaver[str]):
                 else None
             ),
             pending_writes=[
-                (task_id, channel, self._load(type_, data))
-                for _path, task_id, _idx, channel, type_, data in pending
+                (task_id, channel, self._load(*self._open(
+                    type_, data, WRITES, row[1], checkpoint_id, task_id, str(idx), channel)))
+                for _path, task_id, idx, channel, type_, data in pending
             ],
         )
 
@@ -634,7 +685,8 @@ class PeeweeSaver(BaseCheckpointSaver[str]):
                 sql, params
             ).fetchall():
                 if kind == 0:
-                    blobs[(thread_id, ns, channel, ref)] = (type_, data)
+                    blobs[(thread_id, ns, channel, ref)] = self._open(
+                        type_, data, BLOBS, ns, channel, ref)
                 else:
                     # Sorted by LangGraph's writes_sort_key: (task_path, task_id, idx).
                     writes.setdefault((thread_id, ns, ref), []).append(
@@ -671,7 +723,7 @@ class PeeweeSaver(BaseCheckpointSaver[str]):
                     sql = self._sql.in_list(self._sql.checkpoints_of_runs, len(chunk))
                     for row in self._execute(sql, chunk).fetchall():
                         doomed.setdefault((row[0], row[1]), []).append(
-                            (row[2], self._load(row[4], row[5]))
+                            (row[2], self._load_checkpoint(row))
                         )
                 for (thread_id, ns), members in doomed.items():
                     self._delete_checkpoints(thread_id, ns, members, kept=None)
@@ -704,7 +756,10 @@ class PeeweeSaver(BaseCheckpointSaver[str]):
             return
         if kept is None:
             rows = self._execute(self._sql.namespace_checkpoints, key).fetchall()
-            kept = [self._load(type_, data) for type_, data in rows]
+            kept = [
+                self._load(*self._open(type_, data, CHECKPOINTS, "checkpoint", ns, checkpoint_id))
+                for type_, data, checkpoint_id in rows
+            ]
         for checkpoint in kept:
             for channel, version in checkpoint.get("channel_versions", {}).items():
                 freed.discard((channel, str(version)))
@@ -782,7 +837,7 @@ class PeeweeSaver(BaseCheckpointSaver[str]):
         rows = self._execute(self._sql.thread_checkpoints, (thread_id,)).fetchall()
         by_ns: dict[str, _Rows] = {}
         for row in rows:
-            metadata = self._load(row[6], row[7])
+            metadata = self._load_metadata(row)
             if any(marker in metadata for marker in _DELTA_MARKERS):
                 raise InvalidCheckpointError(
                     f"prune(strategy='keep_latest') can't prune thread {thread_id!r}: it uses a "
@@ -793,8 +848,8 @@ class PeeweeSaver(BaseCheckpointSaver[str]):
         plan = {}
         for ns, members in by_ns.items():
             members.sort(key=lambda r: r[2], reverse=True)
-            latest = self._load(members[0][4], members[0][5])
-            doomed = [(r[2], self._load(r[4], r[5])) for r in members[1:]]
+            latest = self._load_checkpoint(members[0])
+            doomed = [(r[2], self._load_checkpoint(r)) for r in members[1:]]
             plan[ns] = (latest, doomed)
         return plan
 

@@ -1,0 +1,203 @@
+"""Encryption at rest for the LangGraph saver and the agent-framework sessions: every stored
+value under AES-256-GCM with the key id recorded per row, old plain rows readable, tampering
+and missing keys as errors naming the key, and rekey over these tables. On every backend."""
+
+from __future__ import annotations
+
+import asyncio
+import operator
+import os
+import uuid
+from typing import Annotated, Any, TypedDict
+
+import pytest
+
+from peewee_checkpoints import CheckpointError, ConfigError, PeeweeCheckpointProvider
+from peewee_checkpoints._crypto import EncryptionError
+from tests.test_encryption import NEW, OLD, SECRETS, _assert_no_secret, _raw
+from tests.test_retention import put_thread
+
+if not os.environ.get("PEEWEE_CHECKPOINTS_REQUIRE_LANGGRAPH"):
+    pytest.importorskip("langgraph.checkpoint.conformance",
+                        reason="pip install -e '.[langgraph-test]'")
+
+from langgraph.checkpoint.conformance import checkpointer_test, validate
+
+from peewee_checkpoints.langgraph import PeeweeSaver
+
+MARKER = "zebra-marker-4111"
+LG_TABLES = {"checkpoints": ("type", "checkpoint"), "blobs": ("type", "data"),
+             "writes": ("type", "data")}
+
+
+def _lg_payloads(db_url: str, thread_id: str) -> list[tuple[str, bytes]]:
+    """(type, bytes) of every stored value of a thread, read with plain SQL."""
+    found = []
+    for table, (type_col, data_col) in LG_TABLES.items():
+        for type_, data in _raw(db_url, f"SELECT {type_col}, {data_col} FROM "
+                                f"peewee_checkpoints_lg_{table} WHERE thread_id = ?",
+                                (thread_id,)):
+            found.append((type_, bytes(data)))
+    for type_, data in _raw(db_url, "SELECT metadata_type, metadata FROM "
+                            "peewee_checkpoints_lg_checkpoints WHERE thread_id = ?",
+                            (thread_id,)):
+        found.append((type_, bytes(data)))
+    return found
+
+
+def _update(db_url: str, sql: str, params: tuple[Any, ...]) -> None:
+    with PeeweeCheckpointProvider(db_url) as p:
+        engine = p.engine
+
+        def run() -> None:
+            with engine.transaction(write=True):
+                engine.execute(sql.replace("?", engine.param), params)
+
+        engine.run("test", run)
+
+
+class State(TypedDict):
+    steps: Annotated[list[str], operator.add]
+
+
+def _graph(saver: PeeweeSaver) -> Any:
+    from langgraph.graph import END, START, StateGraph
+
+    def draft(state: State) -> dict[str, list[str]]:
+        return {"steps": [f"draft of {MARKER}"]}
+
+    def review(state: State) -> dict[str, list[str]]:
+        return {"steps": ["review"]}
+
+    builder = StateGraph(State)
+    builder.add_node("draft", draft)
+    builder.add_node("review", review)
+    builder.add_edge(START, "draft")
+    builder.add_edge("draft", "review")
+    builder.add_edge("review", END)
+    return builder.compile(checkpointer=saver, interrupt_before=["review"])
+
+
+def test_a_graph_resumes_through_an_encrypted_saver_and_rows_hold_ciphertext(db_url: str
+                                                                             ) -> None:
+    thread = f"t-{uuid.uuid4()}"
+    config = {"configurable": {"thread_id": thread}}
+    with PeeweeSaver(db_url, encryption_keys=[NEW, OLD]) as saver:
+        graph = _graph(saver)
+        graph.invoke({"steps": [f"input {MARKER}"]}, config)
+        assert graph.get_state(config).next == ("review",)
+    # A new saver (a new process would be the same) resumes it.
+    with PeeweeSaver.from_conn_string(db_url, encryption_keys=[NEW]) as saver:
+        graph = _graph(saver)
+        assert graph.invoke(None, config)["steps"] == [f"input {MARKER}", f"draft of {MARKER}",
+                                                        "review"]
+        history = list(graph.get_state_history(config))
+        assert len(history) >= 4
+        put_thread(saver, thread, 1_700_000_000_000, n=2)  # adds pending writes too
+    payloads = _lg_payloads(db_url, thread)
+    assert len(payloads) >= 10
+    for type_, data in payloads:
+        assert type_.startswith("aes:new-2026:"), type_
+        assert MARKER.encode() not in data and b"secret" not in data
+        assert data[:1] == b"\x01"
+    # Without encryption the same graph stores the marker in the clear (the check above bites).
+    plain = f"p-{uuid.uuid4()}"
+    with PeeweeSaver(db_url) as saver:
+        _graph(saver).invoke({"steps": [f"input {MARKER}"]}, {"configurable": {"thread_id": plain}})
+    assert any(MARKER.encode() in data for _, data in _lg_payloads(db_url, plain))
+
+
+def test_plain_threads_stay_readable_after_encryption_is_turned_on(db_url: str) -> None:
+    with PeeweeSaver(db_url) as saver:
+        put_thread(saver, "plain", 1_700_000_000_000, n=2)
+    with PeeweeSaver(db_url, encryption_keys=[NEW]) as saver:
+        old = saver.get_tuple({"configurable": {"thread_id": "plain", "checkpoint_ns": ""}})
+        assert old is not None
+        assert old.checkpoint["channel_values"]["messages"][0].startswith("plain secret 1")
+        assert old.pending_writes == [("task-1", "messages", "write 1")]
+        put_thread(saver, "plain", 1_700_000_001_000, n=1)
+        # Plain and encrypted checkpoints of one thread list together.
+        assert len(list(saver.list({"configurable": {"thread_id": "plain"}}))) == 3
+    types = {t.split(":")[0] for t, _ in _lg_payloads(db_url, "plain")}
+    assert types == {"aes", "msgpack"}
+
+
+def test_a_value_under_a_removed_key_names_the_key_it_needs(db_url: str) -> None:
+    with PeeweeSaver(db_url, encryption_keys=[OLD]) as saver:
+        put_thread(saver, "t", 1_700_000_000_000, n=2)
+    with PeeweeSaver(db_url, encryption_keys=[NEW]) as saver:
+        with pytest.raises(EncryptionError, match="old-2025") as info:
+            saver.get_tuple({"configurable": {"thread_id": "t", "checkpoint_ns": ""}})
+        assert isinstance(info.value, CheckpointError)
+        _assert_no_secret(str(info.value))
+        with pytest.raises(EncryptionError, match="old-2025"):
+            list(saver.list({"configurable": {"thread_id": "t"}}))
+    with PeeweeSaver(db_url) as saver, pytest.raises(EncryptionError, match="old-2025"):
+        saver.get_tuple({"configurable": {"thread_id": "t", "checkpoint_ns": ""}})
+
+
+@pytest.mark.parametrize("table", ["checkpoints", "blobs", "writes", "moved"])
+def test_a_tampered_value_is_an_error_never_garbage(db_url: str, table: str) -> None:
+    with PeeweeSaver(db_url, encryption_keys=[NEW]) as saver:
+        put_thread(saver, "t", 1_700_000_000_000, n=2)
+        key = {"configurable": {"thread_id": "t", "checkpoint_ns": ""}}
+        assert saver.get_tuple(key) is not None
+        if table == "moved":
+            # The newest checkpoint's blob replaced by the older one's (both valid ciphertext).
+            rows = _raw(db_url, "SELECT version, data FROM peewee_checkpoints_lg_blobs "
+                        "WHERE thread_id = ? ORDER BY version", ("t",))
+            _update(db_url, "UPDATE peewee_checkpoints_lg_blobs SET data = ? "
+                    "WHERE thread_id = ? AND version = ?", (bytes(rows[0][1]), "t", rows[1][0]))
+        else:
+            column = "checkpoint" if table == "checkpoints" else "data"
+            rows = _raw(db_url, f"SELECT {column} FROM peewee_checkpoints_lg_{table} "
+                        "WHERE thread_id = ?", ("t",))
+            for (data,) in rows:
+                flipped = bytearray(bytes(data))
+                flipped[-5] ^= 0x01
+                _update(db_url, f"UPDATE peewee_checkpoints_lg_{table} SET {column} = ? "
+                        f"WHERE thread_id = ? AND {column} = ?", (bytes(flipped), "t", data))
+        with pytest.raises(EncryptionError, match="new-2026"):
+            saver.get_tuple(key)
+
+
+def test_a_copied_thread_stays_readable(db_url: str) -> None:
+    with PeeweeSaver(db_url, encryption_keys=[NEW]) as saver:
+        put_thread(saver, "src", 1_700_000_000_000, n=2)
+        saver.copy_thread("src", "dst")
+        copied = saver.get_tuple({"configurable": {"thread_id": "dst", "checkpoint_ns": ""}})
+        assert copied is not None
+        assert copied.checkpoint["channel_values"]["messages"][0].startswith("src secret 1")
+        saver.prune(["dst"])
+        assert len(list(saver.list({"configurable": {"thread_id": "dst"}}))) == 1
+
+
+def test_saver_keys_never_show_and_long_key_ids_are_refused(db_url: str) -> None:
+    with PeeweeSaver(db_url, encryption_keys=[NEW, OLD]) as saver:
+        _assert_no_secret(repr(saver) + repr(saver.__dict__) + str(vars(saver)))
+    long_id = "k" * 41 + ":" + NEW.split(":", 1)[1]
+    with pytest.raises(ConfigError, match="40") as info:
+        PeeweeSaver(db_url, encryption_keys=[long_id])
+    _assert_no_secret(str(info.value))
+    with pytest.raises(ConfigError) as info:
+        PeeweeSaver(db_url, encryption_keys=["bad:" + SECRETS[2]])
+    _assert_no_secret(str(info.value))
+
+
+def test_langgraph_conformance_suite_passes_encrypted(db_url: str, backend: str) -> None:
+    @checkpointer_test(name=f"PeeweeSaver[{backend}, encrypted]")
+    async def factory() -> Any:
+        s = PeeweeSaver(db_url, encryption_keys=[NEW, OLD])
+        try:
+            yield s
+        finally:
+            s.close()
+
+    report = asyncio.run(validate(factory)).to_dict()
+    results = report.get("results", report)
+    for capability in ("put", "put_writes", "get_tuple", "list", "delete_thread",
+                       "delete_for_runs", "copy_thread", "prune"):
+        r = results[capability]
+        assert r["detected"] and r["tests_passed"] > 0
+        assert r["tests_failed"] == 0, r.get("failures")
+
