@@ -229,7 +229,7 @@ def open_typed(keyring: Keyring, type_: str, data: bytes | memoryview, where: Se
 #: First byte of a sealed payload (:func:`seal`): never the first byte of UTF-8 JSON or of a
 #: zstd frame, so a sealed payload and a plain one tell themselves apart in a column that
 #: holds both, and no column needs adding for the key id.
-SEALED = 0xFE
+SEALED = b"\xfe"
 
 
 def seal(keyring: Keyring, data: bytes, aad: bytes) -> bytes:
@@ -239,14 +239,15 @@ def seal(keyring: Keyring, data: bytes, aad: bytes) -> bytes:
         return data
     key_id, stored = keyring.encrypt(data, aad)
     kid = key_id.encode("ascii")
-    return bytes((SEALED, len(kid))) + kid + stored
+    return SEALED + bytes((len(kid),)) + kid + stored
 
 
 def sealed_key(data: bytes | memoryview | None) -> str:
     """The key id a payload is sealed under; ``""`` if it is plain."""
-    if data is None or len(data) < 2 or data[0] != SEALED:
+    head = bytes(data[:66]) if data is not None else b""
+    if len(head) < 2 or head[:1] != SEALED:
         return ""
-    return bytes(data[2:2 + data[1]]).decode("ascii", "replace")
+    return head[2:2 + head[1]].decode("ascii", "replace")
 
 
 def unseal(keyring: Keyring, data: bytes | memoryview, aad: bytes, what: str
@@ -256,7 +257,8 @@ def unseal(keyring: Keyring, data: bytes | memoryview, aad: bytes, what: str
     Raises:
         EncryptionError: its key is missing (the message names it), or it was altered.
     """
-    if len(data) == 0 or data[0] != SEALED:
+    # bytes(...) of a slice: a memoryview from psycopg2 indexes as bytes, not ints.
+    if bytes(data[:1]) != SEALED:
         return data
     raw = bytes(data)
     size = raw[1] if len(raw) > 1 else 0

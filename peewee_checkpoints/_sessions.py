@@ -24,6 +24,7 @@ from typing import Any, TypeVar
 import orjson
 
 from ._codec import dumps_json
+from ._crypto import SEALED, Keyring, seal, unseal
 from ._engine import Engine
 from ._profiles import BackendProfile
 from ._validation import text_problem
@@ -101,6 +102,12 @@ def check_id(what: str, value: object, max_length: int = MAX_SESSION_ID) -> str:
 #: Leads the JSON of an item the standard library encoded (JSON allows leading whitespace):
 #: on read it says "orjson must not decode this", as it would read a big integer as a float.
 _STDLIB_MARK = b" "
+
+
+def item_aad(seq: int) -> bytes:
+    """What an encrypted item is bound to: its table and sequence number (not the session:
+    a fork copies items as they are)."""
+    return f"{ITEMS}\x00{seq}".encode()
 
 
 def encode_item(item: object) -> bytes:
@@ -329,11 +336,23 @@ class SessionTables:
 
     Args:
         engine: the engine whose migrations created the session tables (migration 006).
+        keyring: the encryption keys; items are stored sealed under the first
+            (:func:`~peewee_checkpoints._crypto.seal`: the key id leads the payload, so no
+            column records it), bound to their table and sequence number.
     """
 
-    def __init__(self, engine: Engine) -> None:
+    def __init__(self, engine: Engine, keyring: Keyring | None = None) -> None:
         self.engine = engine
+        self.keyring = keyring if keyring is not None else Keyring()
         self._sql = SessionSQL(engine.profile, engine.param)
+
+    def _seal(self, data: bytes, seq: int) -> bytes:
+        return seal(self.keyring, data, item_aad(seq)) if self.keyring else data
+
+    def _unseal(self, data: Any, seq: Any) -> Any:
+        if bytes(data[:1]) != SEALED:
+            return data  # plain JSON (the common case, and every row before encryption)
+        return unseal(self.keyring, data, item_aad(int(seq)), "a session item")
 
     # -- plumbing -------------------------------------------------------------------------
 
@@ -416,7 +435,7 @@ class SessionTables:
                      ) -> list[dict[str, Any]]:
         items = []
         for row in rows:
-            item = decode_item(row[1])
+            item = decode_item(self._unseal(row[1], row[0]))
             if item is None:
                 log.warning("session %r: skipped malformed item seq=%s (not a JSON object)",
                             session_id, row[0])
@@ -442,27 +461,29 @@ class SessionTables:
             encode_metadata(metadata)  # refused before anything is written
         if not encoded and user_id is None and metadata is None:
             return
-        total = sum(len(data) for data in encoded)
 
         def add() -> None:
             now = now_ms()
             seq = self._ensure(session_id, user_id, metadata, now)
-            for data in encoded:
+            # Sealed here: each item is bound to the sequence number it gets.
+            stored = [self._seal(data, seq + i) for i, data in enumerate(encoded)]
+            total = sum(len(data) for data in stored)
+            for data in stored:
                 self._check_size(data)
             start = 0
-            while start < len(encoded):
+            while start < len(stored):
                 end, size = start, 0
-                while end < len(encoded) and end - start < _ROWS_PER_INSERT and (
-                        end == start or size + len(encoded[end]) <= _BYTES_PER_INSERT):
-                    size += len(encoded[end])
+                while end < len(stored) and end - start < _ROWS_PER_INSERT and (
+                        end == start or size + len(stored[end]) <= _BYTES_PER_INSERT):
+                    size += len(stored[end])
                     end += 1
                 params: list[Any] = []
-                for offset, data in enumerate(encoded[start:end]):
+                for offset, data in enumerate(stored[start:end]):
                     params += (session_id, seq + start + offset, data, now)
                 self._x(self._sql.insert_items(end - start), params)
                 start = end
             self._x(self._sql.grow_session,
-                    (seq + len(encoded), len(encoded), total, now, session_id))
+                    (seq + len(stored), len(stored), total, now, session_id))
 
         self._write("add session items", add)
 
@@ -516,7 +537,7 @@ class SessionTables:
             rows = self._x(sql.newest_items, (session_id, 1)).fetchall()
             while rows:
                 for seq, data in rows:
-                    item = decode_item(data)
+                    item = decode_item(self._unseal(data, seq))
                     if item is None:
                         log.warning("session %r: pop skipped malformed item seq=%s",
                                     session_id, seq)
@@ -737,7 +758,7 @@ class SessionTables:
         items = record.get("items") or []
         if not isinstance(items, list):
             raise InvalidCheckpointError("'items' must be a list of JSON objects")
-        encoded = [encode_item(item) for item in items]
+        encoded = [self._seal(encode_item(item), seq) for seq, item in enumerate(items)]
         meta_data, meta_rows = encode_metadata(metadata)
         created = record.get("created_at")
         updated = record.get("updated_at")

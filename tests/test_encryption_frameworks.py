@@ -201,3 +201,150 @@ def test_langgraph_conformance_suite_passes_encrypted(db_url: str, backend: str)
         assert r["detected"] and r["tests_passed"] > 0
         assert r["tests_failed"] == 0, r.get("failures")
 
+
+
+# -- OpenAI Agents sessions ----------------------------------------------------------------------
+
+
+def _items(db_url: str, session_id: str) -> list[tuple[int, bytes]]:
+    return [(int(seq), bytes(data)) for seq, data in _raw(
+        db_url, "SELECT seq, data FROM peewee_checkpoints_oai_items WHERE session_id = ? "
+        "ORDER BY seq", (session_id,))]
+
+
+def test_openai_session_items_are_encrypted_and_round_trip(db_url: str) -> None:
+    from peewee_checkpoints.openai_agents import PeeweeSession, PeeweeSessionStore
+
+    items = [{"role": "user", "content": f"{MARKER} {i}"} for i in range(5)]
+    session = PeeweeSession("s1", db_url, encryption_keys=[NEW, OLD])
+    try:
+        asyncio.run(session.add_items(items))
+        assert asyncio.run(session.get_items()) == items
+        assert asyncio.run(session.get_items(limit=2)) == items[-2:]
+        assert asyncio.run(session.pop_item()) == items[-1]
+    finally:
+        session.close()
+    stored = _items(db_url, "s1")
+    assert len(stored) == 4
+    for _seq, data in stored:
+        assert data[:1] == b"\xfe" and b"new-2026" in data[:12]
+        assert MARKER.encode() not in data
+    with PeeweeSessionStore(db_url, encryption_keys=[NEW]) as store:
+        info = store.session_info("s1")
+        assert info is not None and info.item_count == 4
+        assert info.total_bytes == sum(len(d) for _, d in stored)
+        store.fork("s1", "s2", at_item=2)
+        assert store.tables.get_items("s2") == items[:3]
+    # Items stored before encryption was turned on stay readable next to encrypted ones.
+    with PeeweeSessionStore(db_url) as plain:
+        plain.tables.add_items("mixed", [{"content": "plain"}])
+        assert MARKER.encode() not in b"".join(d for _, d in _items(db_url, "mixed"))
+    with PeeweeSessionStore(db_url, encryption_keys=[NEW]) as store:
+        store.tables.add_items("mixed", [{"content": MARKER}])
+        assert store.tables.get_items("mixed") == [{"content": "plain"}, {"content": MARKER}]
+        _assert_no_secret(repr(store) + repr(store.tables.keyring) + str(vars(store)))
+
+
+def test_openai_items_under_a_removed_key_or_tampered_are_errors(db_url: str) -> None:
+    from peewee_checkpoints.openai_agents import PeeweeSessionStore
+
+    with PeeweeSessionStore(db_url, encryption_keys=[OLD]) as store:
+        store.tables.add_items("s", [{"content": MARKER}, {"content": "two"}])
+    with PeeweeSessionStore(db_url, encryption_keys=[NEW]) as store:
+        with pytest.raises(EncryptionError, match="old-2025") as info:
+            store.tables.get_items("s")
+        _assert_no_secret(str(info.value))
+        with pytest.raises(EncryptionError, match="old-2025"):
+            store.tables.pop_item("s")
+    with PeeweeSessionStore(db_url, encryption_keys=[OLD]) as store:
+        stored = _items(db_url, "s")
+        # Item 0's ciphertext put in item 1's place: authentic, but not where it was stored.
+        _update(db_url, "UPDATE peewee_checkpoints_oai_items SET data = ? "
+                "WHERE session_id = ? AND seq = ?", (stored[0][1], "s", 1))
+        with pytest.raises(EncryptionError, match="old-2025"):
+            store.tables.get_items("s")
+        flipped = bytearray(stored[0][1])
+        flipped[-3] ^= 0x40
+        _update(db_url, "UPDATE peewee_checkpoints_oai_items SET data = ? "
+                "WHERE session_id = ? AND seq = ?", (bytes(flipped), "s", 1))
+        with pytest.raises(EncryptionError, match="altered"):
+            store.tables.get_items("s")
+
+
+# -- Google ADK sessions -------------------------------------------------------------------------
+
+
+def _adk_payloads(db_url: str) -> list[bytes]:
+    found = []
+    for table, column in (("sessions", "state"), ("events", "data"), ("app_states", "state"),
+                          ("user_states", "state")):
+        found += [bytes(r[0]) for r in _raw(db_url, f"SELECT {column} FROM "
+                                            f"peewee_checkpoints_adk_{table}")]
+    return found
+
+
+def test_adk_sessions_are_encrypted_and_round_trip(db_url: str) -> None:
+    from google.adk.events.event import Event
+    from google.adk.events.event_actions import EventActions
+    from google.genai import types
+
+    from peewee_checkpoints.adk import PeeweeSessionService
+
+    async def scenario(service: PeeweeSessionService) -> Any:
+        session = await service.create_session(
+            app_name="app", user_id="u", session_id="s",
+            state={"topic": MARKER, "app:shared": MARKER, "user:pref": MARKER})
+        for i in range(3):
+            event = Event(invocation_id="inv", author="user", content=types.Content(
+                role="user", parts=[types.Part(text=f"{MARKER} {i} " + "z" * 500)]),
+                actions=EventActions(state_delta={"n": i}))
+            await service.append_event(session, event)
+        return await service.get_session(app_name="app", user_id="u", session_id="s")
+
+    service = PeeweeSessionService(db_url, encryption_keys=[NEW, OLD])
+    try:
+        got = asyncio.run(scenario(service))
+    finally:
+        asyncio.run(service.close())
+    assert got.state["topic"] == MARKER and got.state["app:shared"] == MARKER
+    assert got.state["n"] == 2
+    assert [e.content.parts[0].text[:len(MARKER) + 2] for e in got.events] == \
+        [f"{MARKER} {i}" for i in range(3)]
+    payloads = _adk_payloads(db_url)
+    assert len(payloads) == 1 + 3 + 1 + 1
+    for data in payloads:
+        assert data[:1] == b"\xfe" and MARKER.encode() not in data
+    # A reader without the key is told which key it needs.
+    service = PeeweeSessionService(db_url, encryption_keys=[OLD])
+    try:
+        with pytest.raises(EncryptionError, match="new-2026"):
+            asyncio.run(service.get_session(app_name="app", user_id="u", session_id="s"))
+    finally:
+        asyncio.run(service.close())
+
+
+def test_adk_plain_rows_stay_readable_and_tampering_is_an_error(db_url: str) -> None:
+    from peewee_checkpoints.adk._store import AdkStore
+    from tests.test_retention import _adk_session
+
+    plain = AdkStore(db_url)
+    _adk_session(plain, "app", "u", "old", 2)
+    plain.close()
+    store = AdkStore(db_url, encryption_keys=[NEW])
+    try:
+        _adk_session(store, "app", "u", "new", 2)
+        for session_id in ("old", "new"):
+            found = store.get_session("app", "u", session_id)
+            assert found is not None
+            assert found[0].state["topic"].startswith("secret")
+            assert [e.event_id for e in found[3]] == ["e0", "e1"]
+        # An event's ciphertext moved onto another event fails authentication.
+        rows = _raw(db_url, "SELECT seq, data FROM peewee_checkpoints_adk_events "
+                    "WHERE session_id = ? ORDER BY seq", ("new",))
+        _update(db_url, "UPDATE peewee_checkpoints_adk_events SET data = ? "
+                "WHERE session_id = ? AND seq = ?", (bytes(rows[0][1]), "new", rows[1][0]))
+        with pytest.raises(EncryptionError, match="new-2026"):
+            store.get_session("app", "u", "new")
+        assert store.get_session("app", "u", "old") is not None
+    finally:
+        store.close()

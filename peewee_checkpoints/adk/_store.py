@@ -28,6 +28,7 @@ import peewee as pw
 import zstandard
 
 from .._codec import CODEC_JSON, CODEC_ZSTD, compress_json, pack_state, unpack_state
+from .._crypto import SEALED, Keyring, parse_keys, seal, unseal
 from .._engine import Engine
 from .._migrations import LOCK_TIMEOUT
 from .._profiles import BackendProfile
@@ -136,10 +137,10 @@ def _unpack_json(codec: int, data: Any) -> bytes:
     )
 
 
-def _state(codec: Any, data: Any) -> dict[str, Any]:
-    if data is None:
-        return {}
-    return unpack_state(int(codec), data)
+def payload_aad(table: str, codec: Any, event_id: str = "") -> bytes:
+    """The associated data an encrypted state or event is bound to: its table, its codec
+    and, for an event, its id (not the session key: the rows stay readable when copied)."""
+    return f"{table}\x00{int(codec)}\x00{event_id}".encode()
 
 
 def encode_cursor(*parts: Any) -> str:
@@ -311,9 +312,15 @@ class AdkStore:
     Args:
         db_url: as for :class:`~peewee_checkpoints.PeeweeCheckpointProvider`.
         migration_lock_timeout: seconds to wait for another process migrating the database.
+        encryption_keys: ``["<key id>:<base64 of 32 bytes>", ...]``: session states, app and
+            user states and events are stored encrypted (AES-256-GCM, after compression)
+            under the first key, each payload starting with the id of its key; plain rows
+            stay readable.
     """
 
-    def __init__(self, db_url: str, *, migration_lock_timeout: float = LOCK_TIMEOUT) -> None:
+    def __init__(self, db_url: str, *, migration_lock_timeout: float = LOCK_TIMEOUT,
+                 encryption_keys: str | Sequence[str] | Keyring | None = None) -> None:
+        self._keyring = parse_keys(encryption_keys)
         self.engine = Engine(db_url, migration_lock_timeout=migration_lock_timeout)
         self._sql = StoreSQL(self.engine.profile, self.engine.param)
 
@@ -341,6 +348,33 @@ class AdkStore:
     def _check_size(self, data: bytes) -> None:
         self.engine.profile.check_value_size(len(data), data, self.engine.database.connection())
 
+    @property
+    def keyring(self) -> Keyring:
+        """The encryption keys (ids only in its repr)."""
+        return self._keyring
+
+    def _open(self, data: Any, aad: bytes) -> Any:
+        """A stored payload's plain bytes (a plain payload as it is)."""
+        if data is None or bytes(data[:1]) != SEALED:
+            return data
+        return unseal(self._keyring, data, aad, "an ADK session payload")
+
+    def _state(self, table: str, codec: Any, data: Any) -> dict[str, Any]:
+        if data is None:
+            return {}
+        return unpack_state(int(codec), self._open(data, payload_aad(table, codec)))
+
+    def _pack(self, table: str, state: dict[str, Any]) -> tuple[int, bytes]:
+        codec, data = pack_state(state)
+        return codec, seal(self._keyring, data, payload_aad(table, codec))
+
+    def _pack_event(self, event_id: str, data: bytes) -> tuple[int, bytes]:
+        codec, packed = compress_json(data)
+        return codec, seal(self._keyring, packed, payload_aad(EVENTS, codec, event_id))
+
+    def _unpack_event(self, event_id: str, codec: Any, data: Any) -> bytes:
+        return _unpack_json(int(codec), self._open(data, payload_aad(EVENTS, codec, event_id)))
+
     # -- reading ------------------------------------------------------------------------
 
     def get_session(self, app_name: str, user_id: str, session_id: str, *,
@@ -356,8 +390,9 @@ class AdkStore:
             if row is None:
                 return None
             session = SessionRow(app_name, user_id, session_id, int(row[0]), float(row[1]),
-                                 float(row[2]), _state(row[3], row[4]))
-            app_state, user_state = _state(row[5], row[6]), _state(row[7], row[8])
+                                 float(row[2]), self._state(SESSIONS, row[3], row[4]))
+            app_state = self._state(APP_STATES, row[5], row[6])
+            user_state = self._state(USER_STATES, row[7], row[8])
             events: list[EventRow] = []
             if num_recent_events != 0:
                 params: list[Any] = [app_name, user_id, session_id, session.revision]
@@ -372,14 +407,13 @@ class AdkStore:
 
         return self._run("read an ADK session", read)  # type: ignore[no-any-return]
 
-    @staticmethod
-    def _event(row: Sequence[Any]) -> EventRow:
-        return EventRow(int(row[0]), row[1], float(row[2]), _unpack_json(int(row[3]), row[4]))
+    def _event(self, row: Sequence[Any]) -> EventRow:
+        return EventRow(int(row[0]), row[1], float(row[2]),
+                        self._unpack_event(row[1], row[3], row[4]))
 
-    @staticmethod
-    def _session(app_name: str, row: Sequence[Any]) -> SessionRow:
+    def _session(self, app_name: str, row: Sequence[Any]) -> SessionRow:
         return SessionRow(app_name, row[0], row[1], int(row[2]), float(row[3]), float(row[4]),
-                          _state(row[5], row[6]))
+                          self._state(SESSIONS, row[5], row[6]))
 
     def list_sessions(self, app_name: str, user_id: str | None = None
                       ) -> tuple[list[SessionRow], dict[str, Any], dict[str, dict[str, Any]]]:
@@ -391,15 +425,16 @@ class AdkStore:
         def read() -> Any:
             if user_id is None:
                 rows = self._x(sql.list_app, (app_name,)).fetchall()
-                users = {r[0]: _state(r[1], r[2])
+                users = {r[0]: self._state(USER_STATES, r[1], r[2])
                          for r in self._x(sql.user_states, (app_name,)).fetchall()}
             else:
                 rows = self._x(sql.list_user, (app_name, user_id)).fetchall()
                 found = self._x(sql.user_state, (app_name, user_id)).fetchone()
-                users = {user_id: _state(found[0], found[1])} if found else {}
+                users = ({user_id: self._state(USER_STATES, found[0], found[1])}
+                         if found else {})
             app = self._x(sql.app_state, (app_name,)).fetchone()
             sessions = [self._session(app_name, r) for r in rows]
-            return sessions, (_state(app[0], app[1]) if app else {}), users
+            return sessions, (self._state(APP_STATES, app[0], app[1]) if app else {}), users
 
         return self._run("list ADK sessions", read)  # type: ignore[no-any-return]
 
@@ -489,7 +524,7 @@ class AdkStore:
             return {}
         row = self._run("read ADK user state", lambda: self._x(
             self._sql.user_state, (app_name, user_id)).fetchone())
-        return _state(row[0], row[1]) if row else {}
+        return self._state(USER_STATES, row[0], row[1]) if row else {}
 
     def get_app_state(self, app_name: str) -> dict[str, Any]:
         """The app-scoped state (keys without ``app:``), or ``{}``."""
@@ -497,7 +532,7 @@ class AdkStore:
             return {}
         row = self._run("read ADK app state", lambda: self._x(
             self._sql.app_state, (app_name,)).fetchone())
-        return _state(row[0], row[1]) if row else {}
+        return self._state(APP_STATES, row[0], row[1]) if row else {}
 
     def user_states(self, app_name: str) -> dict[str, dict[str, Any]]:
         """Every user state of an app, by user id."""
@@ -505,7 +540,7 @@ class AdkStore:
             return {}
         rows = self._run("read ADK user states", lambda: self._x(
             self._sql.user_states, (app_name,)).fetchall())
-        return {r[0]: _state(r[1], r[2]) for r in rows}
+        return {r[0]: self._state(USER_STATES, r[1], r[2]) for r in rows}
 
     def user_states_of(self, app_name: str, user_ids: Sequence[str]) -> dict[str, dict[str, Any]]:
         """The user states of ``user_ids`` in one app (users without one are left out)."""
@@ -519,7 +554,7 @@ class AdkStore:
             query = (f"{self._sql.user_states} AND user_id IN ({', '.join([p] * len(chunk))})")
             rows = self._run("read ADK user states", lambda q=query, c=chunk: self._x(
                 q, (app_name, *c)).fetchall())
-            found.update({r[0]: _state(r[1], r[2]) for r in rows})
+            found.update({r[0]: self._state(USER_STATES, r[1], r[2]) for r in rows})
         return found
 
     def count_events(self, app_name: str, user_id: str, session_id: str) -> int:
@@ -540,9 +575,10 @@ class AdkStore:
             # insert then does nothing, and the SELECT below waits for and locks its row.
             self._x(insert, (*key, now, *_EMPTY))
             row = self._x(select, key).fetchone()
-        state = _state(row[0], row[1])
+        table = APP_STATES if len(key) == 1 else USER_STATES
+        state = self._state(table, row[0], row[1])
         state.update(delta)
-        codec, data = pack_state(state)
+        codec, data = self._pack(table, state)
         self._check_size(data)
         self._x(update, (now, codec, data, *key))
 
@@ -569,7 +605,7 @@ class AdkStore:
         check_key("app_name", app_name)
         check_key("user_id", user_id)
         check_key("session_id", session_id)
-        codec, data = pack_state(state)
+        codec, data = self._pack(SESSIONS, state)
         sql = self._sql
 
         def write() -> Any:
@@ -588,7 +624,8 @@ class AdkStore:
                 app = self._x(sql.app_state, (app_name,)).fetchone()
                 user = self._x(sql.user_state, (app_name, user_id)).fetchone()
             return (SessionRow(app_name, user_id, session_id, 0, now, now, dict(state)),
-                    _state(*app) if app else {}, _state(*user) if user else {})
+                    self._state(APP_STATES, *app) if app else {},
+                    self._state(USER_STATES, *user) if user else {})
 
         return self._run("create an ADK session", write)  # type: ignore[no-any-return]
 
@@ -613,7 +650,7 @@ class AdkStore:
             StaleRevisionError: the caller's session object is out of date.
         """
         check_key("event id", event_id)
-        codec, packed = compress_json(data)
+        codec, packed = self._pack_event(event_id, data)
         sql = self._sql
         skey = (app_name, user_id, session_id)
 
@@ -624,7 +661,7 @@ class AdkStore:
                     raise SessionMissingError(f"Session {session_id} not found.")
                 revision, update_time = int(row[0]), float(row[1])
                 for found in self._x(sql.find_event, (*skey, event_id)).fetchall():
-                    if _same_event(_unpack_json(int(found[1]), found[2]), data):
+                    if _same_event(self._unpack_event(event_id, found[1], found[2]), data):
                         return AppendOutcome(revision, update_time, True,
                                              int(found[0]) == revision)
                 if expected_revision is not None:
@@ -640,9 +677,9 @@ class AdkStore:
                             "object's last_update_time")
                 new_revision = revision + 1
                 if session_delta:
-                    state = _state(row[2], row[3])
+                    state = self._state(SESSIONS, row[2], row[3])
                     state.update(session_delta)
-                    state_codec, state_data = pack_state(state)
+                    state_codec, state_data = self._pack(SESSIONS, state)
                     self._check_size(state_data)
                     self._x(sql.update_session_state,
                             (new_revision, timestamp, state_codec, state_data, *skey))
@@ -679,7 +716,7 @@ class AdkStore:
         """
         for field in ("app_name", "user_id", "id"):
             check_key(field, getattr(session, field))
-        codec, data = pack_state(session.state)
+        codec, data = self._pack(SESSIONS, session.state)
         sql = self._sql
         skey = (session.app_name, session.user_id, session.id)
         revision = max([session.revision, *(e.seq for e in events)])
@@ -692,7 +729,7 @@ class AdkStore:
                                              session.update_time, codec, data))
                 for event in events:
                     check_key("event id", event.event_id)
-                    event_codec, packed = compress_json(event.data)
+                    event_codec, packed = self._pack_event(event.event_id, event.data)
                     self._x(sql.insert_event, (*skey, event.seq, event.event_id,
                                                event.timestamp, event_codec, packed))
             return True

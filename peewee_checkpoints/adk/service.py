@@ -5,7 +5,7 @@ from __future__ import annotations
 import asyncio
 import logging
 import weakref
-from collections.abc import AsyncIterator, Callable
+from collections.abc import AsyncIterator, Callable, Sequence
 from contextlib import asynccontextmanager
 from dataclasses import dataclass
 from typing import Any, TypeVar
@@ -157,9 +157,15 @@ class PeeweeSessionService(BaseSessionService):
             ``mysql://user:pass@host:port/db`` (each also ``+pool``); the same database as
             the checkpoint provider may be used.
         migration_lock_timeout: seconds to wait for another process migrating the database.
+        encryption_keys: ``["<key id>:<base64 of 32 bytes>", ...]`` to store session, app
+            and user states and events encrypted (AES-256-GCM after compression): the first
+            key encrypts, all decrypt, each payload records its key id; plain rows stay
+            readable and ``peewee-checkpoints rekey`` moves every row to the first key. A
+            payload under a key not given raises :class:`~peewee_checkpoints.EncryptionError`
+            naming its key id, an altered one too.
 
     Raises:
-        ConfigError: ``db_url`` is malformed or unsupported.
+        ConfigError: ``db_url`` is malformed or unsupported, or an encryption key is.
 
     Database errors are raised as :class:`~peewee_checkpoints.StorageError`; app names, user
     ids, session ids and event ids longer than 128 characters (or holding NUL) as
@@ -167,8 +173,10 @@ class PeeweeSessionService(BaseSessionService):
     """
 
     def __init__(self, db_url: str = DEFAULT_DB_URL, *,
-                 migration_lock_timeout: float = LOCK_TIMEOUT) -> None:
-        self._store = AdkStore(db_url, migration_lock_timeout=migration_lock_timeout)
+                 migration_lock_timeout: float = LOCK_TIMEOUT,
+                 encryption_keys: str | Sequence[str] | None = None) -> None:
+        self._store = AdkStore(db_url, migration_lock_timeout=migration_lock_timeout,
+                               encryption_keys=encryption_keys)
         self._locks: weakref.WeakValueDictionary[tuple[int, str, str, str], asyncio.Lock] = (
             weakref.WeakValueDictionary())
 

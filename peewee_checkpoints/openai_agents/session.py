@@ -6,6 +6,7 @@ import asyncio
 from collections.abc import Callable, Mapping, Sequence
 from typing import TYPE_CHECKING, Any, TypeVar, cast
 
+from .._crypto import parse_keys
 from .._defaults import DEFAULT_DB_URL
 from .._engine import Engine
 from .._migrations import LOCK_TIMEOUT
@@ -55,9 +56,16 @@ class PeeweeSessionStore:
             ``mysql://user:pass@host:port/db`` (each also ``+pool``; ``max_connections`` and
             the other engine parameters go in the query string).
         migration_lock_timeout: seconds to wait for another process migrating the database.
+        encryption_keys: ``["<key id>:<base64 of 32 bytes>", ...]`` to store items
+            encrypted (AES-256-GCM): the first key encrypts, all decrypt, each item records
+            its key id; plain items stay readable, and ``peewee-checkpoints rekey`` moves
+            every item to the first key. An item under a key not given raises
+            :class:`~peewee_checkpoints.EncryptionError` naming its key id, an altered one
+            too. Session metadata stays plain: it is what sessions are listed by.
 
     Raises:
-        ConfigError: ``db_url`` is malformed or names an unsupported backend.
+        ConfigError: ``db_url`` is malformed or names an unsupported backend, or an
+            encryption key is malformed (the message never shows a key).
 
     The tables come from the package's migrations, applied on first use under a lock that is
     safe for many processes starting at once. All methods here are synchronous and
@@ -65,9 +73,11 @@ class PeeweeSessionStore:
     """
 
     def __init__(self, db_url: str = DEFAULT_DB_URL, *,
-                 migration_lock_timeout: float = LOCK_TIMEOUT) -> None:
+                 migration_lock_timeout: float = LOCK_TIMEOUT,
+                 encryption_keys: str | Sequence[str] | None = None) -> None:
+        keyring = parse_keys(encryption_keys)
         self._engine = Engine(db_url, migration_lock_timeout=migration_lock_timeout)
-        self.tables = SessionTables(self._engine)
+        self.tables = SessionTables(self._engine, keyring)
         """The synchronous session operations (what the async session methods run)."""
 
     @property
@@ -174,6 +184,7 @@ class PeeweeSession:
             ``limit`` is what ``get_items()`` returns when no limit is given.
         user_id: the user the session belongs to (recorded with the next write).
         metadata: a JSON object recorded with the next write (it replaces what was there).
+        encryption_keys: as for :class:`PeeweeSessionStore`.
 
     Items are stored as JSON, numbered by a per-session sequence: they come back in the
     order they were added, however many processes add them at once.
@@ -184,8 +195,10 @@ class PeeweeSession:
     def __init__(self, session_id: str, db_url: str = DEFAULT_DB_URL, *,
                  session_settings: SessionSettings | Mapping[str, Any] | None = None,
                  user_id: str | None = None,
-                 metadata: Mapping[str, Any] | None = None) -> None:
-        self._setup(PeeweeSessionStore(db_url), True, session_id,
+                 metadata: Mapping[str, Any] | None = None,
+                 encryption_keys: str | Sequence[str] | None = None) -> None:
+        self._setup(PeeweeSessionStore(db_url, encryption_keys=encryption_keys), True,
+                    session_id,
                     session_settings=session_settings, user_id=user_id, metadata=metadata)
 
     @classmethod
