@@ -160,7 +160,10 @@ def apply_policy(session: Session, yes: bool, as_json: bool) -> None:
 @_json_option
 @pass_session
 def rekey(session: Session, decrypt: bool, batch: int, json_: bool) -> None:
-    """Re-encrypt every stored state under the first encryption key.
+    """Re-encrypt every stored payload under the first encryption key.
+
+    Covers checkpoint and app states, the LangGraph saver's checkpoints, metadata, blobs and
+    writes, OpenAI Agents session items, and ADK session, app and user states and events.
 
     The keys come from the provider's encryption_keys option (or
     $PEEWEE_CHECKPOINTS_ENCRYPTION_KEYS). Resumable: rows already under the first key are
@@ -185,10 +188,10 @@ def rekey(session: Session, decrypt: bool, batch: int, json_: bool) -> None:
             stopped = progress.stop_requested()
     if _wants_json(session, json_):
         _emit_json({"rewritten": counts.rewritten, "skipped": counts.skipped,
-                    "complete": not stopped})
+                    "complete": not stopped, "tables": counts.tables})
     else:
         target = "unencrypted" if decrypt else f"under key {provider.keyring.primary_id!r}"
-        click.echo(f"rewrote {counts.rewritten} states {target}"
+        click.echo(f"rewrote {counts.rewritten} rows {target}"
                    + ("; interrupted: run again to finish" if stopped else ""))
 
 

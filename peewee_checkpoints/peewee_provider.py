@@ -532,9 +532,10 @@ class PeeweeCheckpointProvider(CheckpointProvider):
         return self._retention.apply(require_policy(self, policy), dry_run)
 
     def rekey(self, *, decrypt: bool = False) -> int:
-        """Re-encrypt every state not under the first key (``decrypt``: store all plain);
-        returns how many rows were rewritten. Resumable; batches of 500, one short
-        transaction each (the ``rekey`` command runs this)."""
+        """Re-encrypt every payload not under the first key (``decrypt``: store all plain);
+        returns how many rows were rewritten. Covers this provider's states and the LangGraph
+        saver's and the agent-framework sessions' tables in the same database. Resumable;
+        batches of 500, one short transaction each (the ``rekey`` command runs this)."""
         from ._rekey import rekey
 
         return rekey(self, decrypt=decrypt).rewritten

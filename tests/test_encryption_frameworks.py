@@ -348,3 +348,107 @@ def test_adk_plain_rows_stay_readable_and_tampering_is_an_error(db_url: str) -> 
         assert store.get_session("app", "u", "old") is not None
     finally:
         store.close()
+
+
+# -- rekey over the LangGraph and session tables ---------------------------------------------
+
+
+def _fill_everything(db_url: str, keys: list[str] | None) -> None:
+    from peewee_checkpoints.adk._store import AdkStore
+    from peewee_checkpoints.openai_agents import PeeweeSessionStore
+    from tests.test_retention import _adk_session
+
+    with PeeweeSaver(db_url, encryption_keys=keys) as saver:
+        for t in range(3):
+            put_thread(saver, f"lg{t}", 1_700_000_000_000 + t * 10, n=3)
+    with PeeweeSessionStore(db_url, encryption_keys=keys) as store:
+        for s in range(3):
+            store.tables.add_items(f"oai{s}", [{"content": f"{MARKER} {i}"} for i in range(4)])
+    adk = AdkStore(db_url, encryption_keys=keys)
+    try:
+        for s in range(2):
+            _adk_session(adk, "app", "u", f"adk{s}", 3)
+    finally:
+        adk.close()
+
+
+def _key_ids(db_url: str) -> dict[str, int]:
+    """How many stored payloads each key id holds ("" for plain), across the new tables."""
+    from peewee_checkpoints._crypto import sealed_key
+
+    found: dict[str, int] = {}
+    for thread in ("lg0", "lg1", "lg2"):
+        for type_, _data in _lg_payloads(db_url, thread):
+            key = type_.split(":")[1] if type_.startswith("aes:") else ""
+            found[key] = found.get(key, 0) + 1
+    rows = [r[0] for r in _raw(db_url, "SELECT data FROM peewee_checkpoints_oai_items")]
+    rows += _adk_payloads(db_url)
+    for data in rows:
+        key = sealed_key(bytes(data))
+        found[key] = found.get(key, 0) + 1
+    return found
+
+
+def _check_readable(db_url: str, keys: list[str] | None) -> None:
+    from peewee_checkpoints.adk._store import AdkStore
+    from peewee_checkpoints.openai_agents import PeeweeSessionStore
+
+    with PeeweeSaver(db_url, encryption_keys=keys) as saver:
+        for t in range(3):
+            got = saver.get_tuple({"configurable": {"thread_id": f"lg{t}", "checkpoint_ns": ""}})
+            assert got is not None
+            assert got.checkpoint["channel_values"]["messages"][0].startswith(f"lg{t} secret 2")
+            assert got.pending_writes == [("task-2", "messages", "write 2")]
+    with PeeweeSessionStore(db_url, encryption_keys=keys) as store:
+        assert store.tables.get_items("oai2")[-1] == {"content": f"{MARKER} 3"}
+        info = store.session_info("oai2")
+        stored = _items(db_url, "oai2")
+        assert info is not None and info.total_bytes == sum(len(d) for _, d in stored)
+    adk = AdkStore(db_url, encryption_keys=keys)
+    try:
+        found = adk.get_session("app", "u", "adk1")
+        assert found is not None and found[0].state["n"] == 2 and len(found[3]) == 3
+        assert adk.get_app_state("app") == {"app:k": 1}
+    finally:
+        adk.close()
+
+
+def test_rekey_moves_langgraph_and_session_payloads_to_the_first_key(db_url: str) -> None:
+    from peewee_checkpoints._rekey import rekey
+
+    _fill_everything(db_url, None)  # plain rows from before encryption
+    assert set(_key_ids(db_url)) == {""}
+    with PeeweeCheckpointProvider(db_url, encryption_keys=[OLD]) as provider:
+        provider.rekey()  # encryption turned on: every plain payload under the old key
+    before = _key_ids(db_url)
+    assert set(before) == {"old-2025"}
+    _check_readable(db_url, [OLD])
+    # Rows: a LangGraph checkpoint row holds two payloads (checkpoint and metadata).
+    rows = sum(before.values()) - 3 * 3
+    with PeeweeCheckpointProvider(db_url, encryption_keys=[NEW, OLD]) as provider:
+        # Stopped after the first batches: the rest is left for the next run.
+        calls = []
+        first = rekey(provider, batch=5, stop=lambda: len(calls) > 0,
+                      progress=calls.append)
+        assert 0 < first.rewritten < rows
+        mixed = _key_ids(db_url)
+        assert set(mixed) == {"old-2025", "new-2026"}
+        counts = rekey(provider, batch=5)
+        assert first.rewritten + counts.rewritten == rows
+        assert counts.tables["peewee_checkpoints_lg_blobs"] > 0
+        assert counts.tables["peewee_checkpoints_adk_events"] == 6
+        assert _key_ids(db_url) == {"new-2026": sum(before.values())}
+        assert provider.rekey() == 0
+    _check_readable(db_url, [NEW])  # the old key is no longer needed
+    with PeeweeCheckpointProvider(db_url, encryption_keys=[NEW]) as provider:
+        assert provider.rekey(decrypt=True) == rows
+    assert _key_ids(db_url) == {"": sum(before.values())}
+    _check_readable(db_url, None)
+
+
+def test_rekey_names_a_missing_key(db_url: str) -> None:
+    _fill_everything(db_url, [OLD])
+    with PeeweeCheckpointProvider(db_url, encryption_keys=[NEW]) as provider:
+        with pytest.raises(EncryptionError, match="old-2025") as info:
+            provider.rekey()
+        _assert_no_secret(str(info.value))
