@@ -4,6 +4,10 @@
   on a provider with ``encryption_keys`` against the same provider without, on the same
   database, the calls alternating one by one (median of ``--repeat``); plus AES-GCM alone on
   the compressed bytes.
+- **Encryption of LangGraph threads**: ``PeeweeSaver.put`` of a checkpoint whose changed
+  channel holds the same 20 KiB state (one blob and the checkpoint row) and ``get_tuple`` of
+  a thread's latest, on a saver with ``encryption_keys`` against one without, alternating
+  (median of ``--repeat``). Skipped if LangGraph is not installed.
 - **count_checkpoints** at ``--rows`` rows (default 1,000,000): the whole table, one agent
   (1 % of rows), a ``before`` bound (half the rows); median of 5, after one warm-up call.
 - **Retention**: ``apply_retention`` with ``max_age`` removing half the rows (each agent's
@@ -84,6 +88,41 @@ def bench_encryption(backend: str, url: str, repeat: int) -> None:
                statistics.median(times_d) * 1e6, None)
 
 
+def bench_saver_encryption(backend: str, url: str, repeat: int) -> None:
+    try:
+        from langgraph.checkpoint.base import empty_checkpoint
+
+        from peewee_checkpoints.langgraph import PeeweeSaver
+    except ImportError:
+        print("    (LangGraph not installed: pip install -e '.[langgraph-test]')")
+        return
+    keys = [f"bench:{generate_key()}"]
+    states = [chat_state(STATE_SIZE, seed) for seed in range(32)]
+    with PeeweeSaver(url) as plain, PeeweeSaver(url, encryption_keys=keys) as enc:
+        plain.setup()
+        made = {id(plain): [0, None], id(enc): [0, None]}
+
+        def put(saver: Any, thread: str) -> None:
+            count = made[id(saver)]
+            count[0] += 1
+            version = saver.get_next_version(count[1], None)
+            count[1] = version
+            checkpoint = empty_checkpoint()
+            checkpoint["channel_values"] = {"messages": states[count[0] % 32],
+                                            "step": count[0]}
+            checkpoint["channel_versions"] = {"messages": version, "step": version}
+            saver.put({"configurable": {"thread_id": thread, "checkpoint_ns": ""}},
+                      checkpoint, {"source": "loop", "step": count[0]},
+                      {"messages": version, "step": version})
+
+        pkg, base = paired(lambda: put(enc, "enc"), lambda: put(plain, "plain"), repeat)
+        report(backend, "20KiB", "PeeweeSaver.put, encrypted", pkg, base, base="plain")
+        pkg, base = paired(
+            lambda: enc.get_tuple({"configurable": {"thread_id": "enc"}}),
+            lambda: plain.get_tuple({"configurable": {"thread_id": "plain"}}), repeat)
+        report(backend, "20KiB", "PeeweeSaver.get_tuple, encrypted", pkg, base, base="plain")
+
+
 def timed(fn: Any, repeat: int = 5) -> tuple[float, Any]:
     fn()
     times, result = [], None
@@ -149,6 +188,7 @@ def main() -> int:
         print(f"{backend}:", flush=True)
         with fresh_database(backend, "enc") as url:
             bench_encryption(backend, url, args.repeat)
+            bench_saver_encryption(backend, url, args.repeat)
         if not args.skip_large:
             with fresh_database(backend, "big") as url:
                 bench_large(backend, url, args.rows)
