@@ -5,16 +5,21 @@ and missing keys as errors naming the key, and rekey over these tables. On every
 from __future__ import annotations
 
 import asyncio
+import json
 import operator
 import os
+import signal
+import subprocess
+import sys
 import uuid
+from pathlib import Path
 from typing import Annotated, Any, TypedDict
 
 import pytest
 
 from peewee_checkpoints import CheckpointError, ConfigError, PeeweeCheckpointProvider
 from peewee_checkpoints._crypto import EncryptionError
-from tests.test_encryption import NEW, OLD, SECRETS, _assert_no_secret, _raw
+from tests.test_encryption import NEW, OLD, ROOT, SECRETS, _assert_no_secret, _raw
 from tests.test_retention import put_thread
 
 if not os.environ.get("PEEWEE_CHECKPOINTS_REQUIRE_LANGGRAPH"):
@@ -452,3 +457,50 @@ def test_rekey_names_a_missing_key(db_url: str) -> None:
         with pytest.raises(EncryptionError, match="old-2025") as info:
             provider.rekey()
         _assert_no_secret(str(info.value))
+
+
+def test_rekey_of_langgraph_rows_killed_with_sigkill_is_finished_by_running_it_again(
+        db_url: str, tmp_path: Path) -> None:
+    with PeeweeSaver(db_url, encryption_keys=[OLD]) as saver:
+        for t in range(60):
+            put_thread(saver, f"k{t:02d}", 1_700_000_000_000, n=2)
+    total = 60 * 2 * 3  # checkpoint rows, blobs, writes
+    env = {**os.environ, "PEEWEE_CHECKPOINTS_ENCRYPTION_KEYS": f"{NEW},{OLD}"}
+    script = tmp_path / "slow_rekey.py"
+    script.write_text(
+        "import sys, time\n"
+        "import peewee_checkpoints._rekey as r\n"
+        "from peewee_checkpoints import PeeweeCheckpointProvider\n"
+        "p = PeeweeCheckpointProvider(sys.argv[1])\n"
+        "def progress(n):\n"
+        "    print('batch', n, flush=True)\n"
+        "    time.sleep(0.05)\n"
+        "r.rekey(p, batch=20, progress=progress)\n"
+        "print('done', flush=True)\n"
+    )
+    proc = subprocess.Popen([sys.executable, str(script), db_url], env=env, cwd=ROOT,
+                            stdout=subprocess.PIPE, text=True)
+    assert proc.stdout is not None
+    for _ in range(4):  # a few batches commit, then the process dies mid-run
+        line = proc.stdout.readline()
+        assert line.startswith("batch"), line
+    proc.send_signal(signal.SIGKILL)
+    proc.wait(timeout=30)
+    assert proc.returncode == -signal.SIGKILL
+    types = [t for thread in (f"k{i:02d}" for i in range(60))
+             for t, _ in _lg_payloads(db_url, thread)]
+    moved = sum(t.startswith("aes:new-2026:") for t in types)
+    assert 80 <= moved < len(types)
+    out = subprocess.run([sys.executable, "-m", "peewee_checkpoints", "--db-url", db_url,
+                          "rekey", "--json"], env=env, cwd=ROOT, capture_output=True,
+                         text=True, timeout=300, check=False)
+    assert out.returncode == 0, out.stderr
+    report = json.loads(out.stdout)
+    assert report["complete"] and 0 < report["rewritten"] < total
+    _assert_no_secret(out.stdout + out.stderr)
+    types = [t for thread in (f"k{i:02d}" for i in range(60))
+             for t, _ in _lg_payloads(db_url, thread)]
+    assert all(t.startswith("aes:new-2026:") for t in types)
+    with PeeweeSaver(db_url, encryption_keys=[NEW]) as saver:
+        got = saver.get_tuple({"configurable": {"thread_id": "k59", "checkpoint_ns": ""}})
+        assert got is not None and got.pending_writes == [("task-1", "messages", "write 1")]
