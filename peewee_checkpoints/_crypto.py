@@ -183,6 +183,19 @@ def parse_keys(value: str | Iterable[str] | Keyring | None, where: str = "encryp
     return Keyring(keys)
 
 
+#: Where the keys come from when none are passed (the provider, the saver and the session
+#: stores read it alike, so one setting encrypts everything in a database).
+ENCRYPTION_KEYS_ENV = "PEEWEE_CHECKPOINTS_ENCRYPTION_KEYS"
+
+
+def keys_or_env(value: str | Iterable[str] | Keyring | None) -> Keyring:
+    """:func:`parse_keys` of ``value``, or of ``$PEEWEE_CHECKPOINTS_ENCRYPTION_KEYS`` when
+    ``value`` is None (neither: no encryption)."""
+    if value is None:
+        value = os.environ.get(ENCRYPTION_KEYS_ENV) or None
+    return parse_keys(value)
+
+
 def row_aad(table: str, row_id: str, codec: int) -> bytes:
     """The associated data binding a stored state to its table, row and codec."""
     return f"{table}\x00{row_id}\x00{codec}".encode()

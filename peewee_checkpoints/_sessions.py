@@ -24,7 +24,7 @@ from typing import Any, TypeVar
 import orjson
 
 from ._codec import dumps_json
-from ._crypto import SEALED, Keyring, seal, unseal
+from ._crypto import SEALED, Keyring, keys_or_env, seal, unseal
 from ._engine import Engine
 from ._profiles import BackendProfile
 from ._validation import text_problem
@@ -336,14 +336,17 @@ class SessionTables:
 
     Args:
         engine: the engine whose migrations created the session tables (migration 006).
-        keyring: the encryption keys; items are stored sealed under the first
+        keyring: the encryption keys (default: ``$PEEWEE_CHECKPOINTS_ENCRYPTION_KEYS``);
+            items are stored sealed under the first
             (:func:`~peewee_checkpoints._crypto.seal`: the key id leads the payload, so no
             column records it), bound to their table and sequence number.
     """
 
     def __init__(self, engine: Engine, keyring: Keyring | None = None) -> None:
         self.engine = engine
-        self.keyring = keyring if keyring is not None else Keyring()
+        # Default: the keys of $PEEWEE_CHECKPOINTS_ENCRYPTION_KEYS, as the provider reads them
+        # (what lets the command line's session commands read encrypted items).
+        self.keyring = keyring if keyring is not None else keys_or_env(None)
         self._sql = SessionSQL(engine.profile, engine.param)
 
     def _seal(self, data: bytes, seq: int) -> bytes:

@@ -504,3 +504,36 @@ def test_rekey_of_langgraph_rows_killed_with_sigkill_is_finished_by_running_it_a
     with PeeweeSaver(db_url, encryption_keys=[NEW]) as saver:
         got = saver.get_tuple({"configurable": {"thread_id": "k59", "checkpoint_ns": ""}})
         assert got is not None and got.pending_writes == [("task-1", "messages", "write 1")]
+
+
+def test_the_environment_variable_encrypts_everything_and_the_cli_reads_it(
+        db_url: str, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    from peewee_checkpoints.adk._store import AdkStore
+    from peewee_checkpoints.cli import main
+    from peewee_checkpoints.openai_agents import PeeweeSessionStore
+    from tests.test_retention import _adk_session
+
+    monkeypatch.setenv("PEEWEE_CHECKPOINTS_ENCRYPTION_KEYS", f"{NEW},{OLD}")
+    with PeeweeSaver(db_url) as saver:
+        put_thread(saver, "env", 1_700_000_000_000, n=1)
+    with PeeweeSessionStore(db_url) as store:
+        store.tables.add_items("env", [{"content": MARKER}])
+    adk = AdkStore(db_url)
+    try:
+        _adk_session(adk, "app", "u", "env", 1)
+    finally:
+        adk.close()
+    assert all(t.startswith("aes:new-2026:") for t, _ in _lg_payloads(db_url, "env"))
+    assert all(d[:1] == b"\xfe" for _, d in _items(db_url, "env"))
+    assert all(d[:1] == b"\xfe" for d in _adk_payloads(db_url))
+    # The session commands of the CLI take the keys from the same variable.
+    assert main(["--db-url", db_url, "sessions", "show", "env"]) == 0
+    out = capsys.readouterr().out
+    assert MARKER in out
+    _assert_no_secret(out)
+    monkeypatch.delenv("PEEWEE_CHECKPOINTS_ENCRYPTION_KEYS")
+    assert main(["--db-url", db_url, "sessions", "show", "env"]) != 0
+    err = capsys.readouterr().err
+    assert "new-2026" in err
+    _assert_no_secret(err)

@@ -28,7 +28,7 @@ import peewee as pw
 import zstandard
 
 from .._codec import CODEC_JSON, CODEC_ZSTD, compress_json, pack_state, unpack_state
-from .._crypto import SEALED, Keyring, parse_keys, seal, unseal
+from .._crypto import SEALED, Keyring, keys_or_env, seal, unseal
 from .._engine import Engine
 from .._migrations import LOCK_TIMEOUT
 from .._profiles import BackendProfile
@@ -315,12 +315,12 @@ class AdkStore:
         encryption_keys: ``["<key id>:<base64 of 32 bytes>", ...]``: session states, app and
             user states and events are stored encrypted (AES-256-GCM, after compression)
             under the first key, each payload starting with the id of its key; plain rows
-            stay readable.
+            stay readable. Default: ``$PEEWEE_CHECKPOINTS_ENCRYPTION_KEYS``, else none.
     """
 
     def __init__(self, db_url: str, *, migration_lock_timeout: float = LOCK_TIMEOUT,
                  encryption_keys: str | Sequence[str] | Keyring | None = None) -> None:
-        self._keyring = parse_keys(encryption_keys)
+        self._keyring = keys_or_env(encryption_keys)
         self.engine = Engine(db_url, migration_lock_timeout=migration_lock_timeout)
         self._sql = StoreSQL(self.engine.profile, self.engine.param)
 

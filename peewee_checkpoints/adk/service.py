@@ -162,7 +162,8 @@ class PeeweeSessionService(BaseSessionService):
             key encrypts, all decrypt, each payload records its key id; plain rows stay
             readable and ``peewee-checkpoints rekey`` moves every row to the first key. A
             payload under a key not given raises :class:`~peewee_checkpoints.EncryptionError`
-            naming its key id, an altered one too.
+            naming its key id, an altered one too. Default:
+            ``$PEEWEE_CHECKPOINTS_ENCRYPTION_KEYS``, else no encryption.
 
     Raises:
         ConfigError: ``db_url`` is malformed or unsupported, or an encryption key is.

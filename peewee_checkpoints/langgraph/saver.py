@@ -22,7 +22,7 @@ from langgraph.checkpoint.base import (
 )
 from langgraph.checkpoint.serde.base import SerializerProtocol
 
-from .._crypto import MAX_TYPE, Keyring, open_typed, parse_keys, seal_typed
+from .._crypto import MAX_TYPE, Keyring, keys_or_env, open_typed, seal_typed
 from .._engine import Engine
 from .._migrations import LOCK_TIMEOUT
 from .._validation import text_problem
@@ -182,6 +182,7 @@ class PeeweeSaver(BaseCheckpointSaver[str]):
             ``peewee-checkpoints rekey`` moves every row to the first key. A value under a
             key not given raises :class:`~peewee_checkpoints.EncryptionError` naming the key
             id; an altered one raises it too. Key ids here are at most 40 characters.
+            Default: ``$PEEWEE_CHECKPOINTS_ENCRYPTION_KEYS``, else no encryption.
 
     Raises:
         ConfigError: ``db_url`` is malformed or unsupported, ``serde`` would unpickle, or an
@@ -197,7 +198,7 @@ class PeeweeSaver(BaseCheckpointSaver[str]):
                  migration_lock_timeout: float = LOCK_TIMEOUT,
                  encryption_keys: str | Sequence[str] | Keyring | None = None) -> None:
         _refuse_pickle(serde)
-        keyring = parse_keys(encryption_keys)
+        keyring = keys_or_env(encryption_keys)
         if len(keyring.primary_id) > _MAX_SAVER_KEY_ID:
             raise ConfigError(
                 f"encryption_keys: the first key's id {keyring.primary_id!r} is longer than "

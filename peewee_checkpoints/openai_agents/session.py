@@ -6,7 +6,7 @@ import asyncio
 from collections.abc import Callable, Mapping, Sequence
 from typing import TYPE_CHECKING, Any, TypeVar, cast
 
-from .._crypto import parse_keys
+from .._crypto import keys_or_env
 from .._defaults import DEFAULT_DB_URL
 from .._engine import Engine
 from .._migrations import LOCK_TIMEOUT
@@ -61,7 +61,8 @@ class PeeweeSessionStore:
             its key id; plain items stay readable, and ``peewee-checkpoints rekey`` moves
             every item to the first key. An item under a key not given raises
             :class:`~peewee_checkpoints.EncryptionError` naming its key id, an altered one
-            too. Session metadata stays plain: it is what sessions are listed by.
+            too. Session metadata stays plain: it is what sessions are listed by. Default:
+            ``$PEEWEE_CHECKPOINTS_ENCRYPTION_KEYS``, else no encryption.
 
     Raises:
         ConfigError: ``db_url`` is malformed or names an unsupported backend, or an
@@ -75,7 +76,7 @@ class PeeweeSessionStore:
     def __init__(self, db_url: str = DEFAULT_DB_URL, *,
                  migration_lock_timeout: float = LOCK_TIMEOUT,
                  encryption_keys: str | Sequence[str] | None = None) -> None:
-        keyring = parse_keys(encryption_keys)
+        keyring = keys_or_env(encryption_keys)
         self._engine = Engine(db_url, migration_lock_timeout=migration_lock_timeout)
         self.tables = SessionTables(self._engine, keyring)
         """The synchronous session operations (what the async session methods run)."""
