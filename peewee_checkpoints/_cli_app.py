@@ -160,7 +160,7 @@ def apply_policy(session: Session, yes: bool, as_json: bool) -> None:
 @_json_option
 @pass_session
 def rekey(session: Session, decrypt: bool, batch: int, json_: bool) -> None:
-    """Re-encrypt every stored payload under the first encryption key.
+    """Re-encrypt every stored state under the first encryption key.
 
     Covers checkpoint and app states, the LangGraph saver's checkpoints, metadata, blobs and
     writes, OpenAI Agents session items, and ADK session, app and user states and events.
