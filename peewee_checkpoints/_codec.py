@@ -249,6 +249,23 @@ def compress_json(data: bytes, codec: int = CODEC_JSON) -> tuple[int, bytes]:
     return codec + CODEC_ZSTD, packed
 
 
+def decompress(codec: int, data: bytes | memoryview) -> bytes:
+    """The bytes :func:`compress_json` packed as ``codec`` (any bytes, not only JSON).
+
+    Raises:
+        StorageError: they do not decompress.
+    """
+    compression = codec & ~STDLIB_JSON
+    try:
+        if compression == CODEC_LZ4:
+            return bytes(lz4.block.decompress(data))
+        if compression == CODEC_ZSTD:
+            return bytes(_decompressor().decompress(data))
+    except (lz4.block.LZ4BlockError, zstandard.ZstdError) as exc:
+        raise StorageError(f"a stored value could not be decompressed: {exc}") from exc
+    return bytes(data)
+
+
 def pack_state(state: object) -> tuple[int, bytes]:
     """Validate and encode ``state`` for storage: ``(state_codec, bytes)``.
 

@@ -537,3 +537,27 @@ def test_the_environment_variable_encrypts_everything_and_the_cli_reads_it(
     err = capsys.readouterr().err
     assert "new-2026" in err
     _assert_no_secret(err)
+
+
+def test_large_values_are_compressed_before_they_are_encrypted(db_url: str) -> None:
+    from langgraph.checkpoint.base import empty_checkpoint
+
+    text = " ".join(f"message {i} about the weather and {MARKER}" for i in range(600))
+    with PeeweeSaver(db_url, encryption_keys=[NEW]) as saver:
+        checkpoint = empty_checkpoint()
+        checkpoint["channel_values"] = {"notes": [text]}
+        checkpoint["channel_versions"] = {"notes": saver.get_next_version(None, None)}
+        config = {"configurable": {"thread_id": "big", "checkpoint_ns": ""}}
+        saved = saver.put(config, checkpoint, {"step": 1}, checkpoint["channel_versions"])
+        saver.put_writes(saved, [("notes", text)], "task")
+        got = saver.get_tuple(config)
+        assert got is not None
+        assert got.checkpoint["channel_values"]["notes"] == [text]
+        assert got.pending_writes == [("task", "notes", text)]
+    blobs = _raw(db_url, "SELECT type, data FROM peewee_checkpoints_lg_blobs "
+                 "WHERE thread_id = ?", ("big",))
+    writes = _raw(db_url, "SELECT type, data FROM peewee_checkpoints_lg_writes "
+                  "WHERE thread_id = ?", ("big",))
+    for type_, data in blobs + writes:
+        assert type_ in ("aes:new-2026:zstd+msgpack", "aes:new-2026:lz4+msgpack"), type_
+        assert len(bytes(data)) < len(text) / 2

@@ -22,6 +22,7 @@ from langgraph.checkpoint.base import (
 )
 from langgraph.checkpoint.serde.base import SerializerProtocol
 
+from .._codec import CODEC_LZ4, CODEC_ZSTD, compress_json, decompress
 from .._crypto import MAX_TYPE, Keyring, keys_or_env, open_typed, seal_typed
 from .._engine import Engine
 from .._migrations import LOCK_TIMEOUT
@@ -59,6 +60,8 @@ _Writes = dict[tuple[str, str, str], _WriteRows]
 _Doomed = list[tuple[str, dict[str, Any]]]
 _Rows = list[_Row]
 _PICKLE = "pickle"
+# How the type of an encrypted value says it was compressed first ("aes:k1:zstd+msgpack").
+_PACKED = {CODEC_ZSTD: "zstd+", CODEC_LZ4: "lz4+"}
 # Room left in the 64-character type column for "aes:<key id>:" (longest serializer type
 # LangGraph's JsonPlusSerializer writes: "bytearray", 9).
 _MAX_SAVER_KEY_ID = 40
@@ -298,6 +301,11 @@ class PeeweeSaver(BaseCheckpointSaver[str]):
                 "Make the value serializable by LangGraph's JsonPlusSerializer (msgpack)"
             )
         if self._keyring:
+            # Compressed before it is encrypted: ciphertext does not compress, so the
+            # database's own compression (PostgreSQL's TOAST) no longer would.
+            codec, data = compress_json(data)
+            if codec:
+                type_ = f"{_PACKED[codec]}{type_}"
             type_, data = seal_typed(self._keyring, type_, data, where)
             if len(type_) > MAX_TYPE:
                 raise InvalidCheckpointError(
@@ -309,8 +317,12 @@ class PeeweeSaver(BaseCheckpointSaver[str]):
         """The serializer's ``(type, bytes)`` of a stored value (decrypted if it is)."""
         if type_[:4] != "aes:":  # the common, unencrypted case without a call
             return type_, data
-        return open_typed(self._keyring, type_, self._bytes(data), where,
-                          f"a LangGraph value in {where[0]}")
+        inner, plain = open_typed(self._keyring, type_, self._bytes(data), where,
+                                  f"a LangGraph value in {where[0]}")
+        for codec, prefix in _PACKED.items():
+            if inner.startswith(prefix):
+                return inner[len(prefix):], decompress(codec, plain)
+        return inner, plain
 
     def _load_checkpoint(self, row: _Row) -> Any:
         """The checkpoint of a row in CHECKPOINT_COLUMNS order."""
