@@ -861,3 +861,24 @@ def test_migration_007_rolls_back_and_the_next_call_applies_it_again(db_url: str
         run(svc.create_session(app_name="app", user_id="u", session_id="after"))
     finally:
         run(svc.close())
+
+
+def test_an_event_that_lz4_halves_reads_back(db_url: str) -> None:
+    # compress_json stores such an event with lz4 (codec 2); it used to be refused on read
+    # as "written by a newer peewee-checkpoints".
+    from peewee_checkpoints.adk._store import AdkStore
+
+    store = AdkStore(db_url)
+    try:
+        store.create_session("a", "u", "s", state={}, app_delta={}, user_delta={}, now=1.0)
+        data = b'{"id":"e1","text":"' + b"x" * 5000 + b'"}'
+        store.append_event("a", "u", "s", expected_revision=0, known_update_time=0.0,
+                           known_last_event_id=None, event_id="e1", timestamp=2.0, data=data,
+                           app_delta={}, user_delta={}, session_delta={})
+        codec = store.engine.run("test", lambda: store.engine.execute(
+            "SELECT data_codec FROM peewee_checkpoints_adk_events", ()).fetchone()[0])
+        assert codec == 2
+        found = store.get_session("a", "u", "s")
+        assert found is not None and found[3][0].data == data
+    finally:
+        store.close()

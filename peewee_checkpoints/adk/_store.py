@@ -18,16 +18,22 @@ from __future__ import annotations
 
 import base64
 import binascii
-import threading
 from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
 from typing import Any, NamedTuple
 
 import orjson
 import peewee as pw
-import zstandard
 
-from .._codec import CODEC_JSON, CODEC_ZSTD, compress_json, pack_state, unpack_state
+from .._codec import (
+    CODEC_JSON,
+    CODEC_LZ4,
+    CODEC_ZSTD,
+    compress_json,
+    decompress,
+    pack_state,
+    unpack_state,
+)
 from .._crypto import SEALED, Keyring, keys_or_env, seal, unseal
 from .._engine import Engine
 from .._migrations import LOCK_TIMEOUT
@@ -116,21 +122,10 @@ def is_key(value: object) -> bool:
     return text_problem(value, MAX_KEY_LENGTH) is None
 
 
-_local = threading.local()
-
-
 def _unpack_json(codec: int, data: Any) -> bytes:
-    raw = data if isinstance(data, bytes) else bytes(data)
-    if codec == CODEC_JSON:
-        return raw
-    if codec == CODEC_ZSTD:
-        decompressor = getattr(_local, "zstd", None)
-        if decompressor is None:
-            decompressor = _local.zstd = zstandard.ZstdDecompressor()
-        try:
-            return bytes(decompressor.decompress(raw))
-        except zstandard.ZstdError as exc:
-            raise StorageError(f"a stored event could not be decompressed: {exc}") from exc
+    # compress_json picks lz4 where it halves the event, zstd otherwise, or none.
+    if codec in (CODEC_JSON, CODEC_ZSTD, CODEC_LZ4):
+        return decompress(codec, data)
     raise StorageError(
         f"a stored event has encoding {codec}, which this version does not know: it was "
         "written by a newer peewee-checkpoints; upgrade the package to read it"
