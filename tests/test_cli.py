@@ -20,8 +20,8 @@ from importlib.metadata import version
 from pathlib import Path
 from typing import Any
 
-import peewee as pw
 import click
+import peewee as pw
 import pytest
 from click.testing import CliRunner
 
