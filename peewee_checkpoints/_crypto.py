@@ -188,9 +188,28 @@ def parse_keys(value: str | Iterable[str] | Keyring | None, where: str = "encryp
 ENCRYPTION_KEYS_ENV = "PEEWEE_CHECKPOINTS_ENCRYPTION_KEYS"
 
 
+# The keys of the provider a command-line run chose from its config file (see
+# set_configured_keys): what the adapters' stores fall back to before the environment.
+_configured: str | Iterable[str] | Keyring | None = None
+
+
+def set_configured_keys(value: str | Iterable[str] | Keyring | None
+                        ) -> str | Iterable[str] | Keyring | None:
+    """Make ``value`` the keys :func:`keys_or_env` falls back to in this process; returns the
+    previous ones (to put back). The command line sets them from the chosen provider's
+    ``encryption_keys``, so that its ``threads``, ``sessions`` and ``adk`` commands and the
+    other kinds of ``copy``/``export`` read what that provider's application encrypted.
+    """
+    global _configured  # one command-line run per process at a time
+    previous, _configured = _configured, value
+    return previous
+
+
 def keys_or_env(value: str | Iterable[str] | Keyring | None) -> Keyring:
-    """:func:`parse_keys` of ``value``, or of ``$PEEWEE_CHECKPOINTS_ENCRYPTION_KEYS`` when
-    ``value`` is None (neither: no encryption)."""
+    """:func:`parse_keys` of ``value``; when None, of the keys the command line configured,
+    else of ``$PEEWEE_CHECKPOINTS_ENCRYPTION_KEYS`` (none of them: no encryption)."""
+    if value is None:
+        value = _configured
     if value is None:
         value = os.environ.get(ENCRYPTION_KEYS_ENV) or None
     return parse_keys(value)

@@ -110,6 +110,8 @@ class Session:
     json: bool = False
     urls: list[str] = field(default_factory=list)
     secrets: list[str] = field(default_factory=list)
+    #: Whether this run set the configured encryption keys (main() puts the old ones back).
+    keys_set: bool = False
 
     def redactor(self) -> Redactor:
         """Hides every password this run has seen (URLs given, and the chosen config's)."""
@@ -156,6 +158,8 @@ class Session:
                 elif any(word in key.lower() for word in _SECRET_WORDS):
                     self.secrets.append(value)
         label = f"{chosen.source}: checkpoints.providers.{chosen.name}"
+        if chosen.type == "peewee":
+            self._use_keys(chosen.options.get("encryption_keys"))
         if not create and chosen.type == "peewee":
             _require_sqlite_file(chosen.options.get("db_url", DEFAULT_DB_URL), label)
         from .registry import create_provider
@@ -192,6 +196,7 @@ class Session:
             if chosen is None:
                 url, where = DEFAULT_DB_URL, "the default"
             else:
+                self._use_keys(chosen.options.get("encryption_keys"))
                 value = chosen.options.get("db_url", DEFAULT_DB_URL)
                 if chosen.type != "peewee" or not isinstance(value, str):
                     raise ConfigError(
@@ -203,6 +208,19 @@ class Session:
         if not create:
             _require_sqlite_file(url, where)
         return url
+
+    def _use_keys(self, keys: object) -> None:
+        """The chosen provider's ``encryption_keys`` serve the commands that read the
+        adapters' data too (LangGraph threads, sessions): they fall back to them."""
+        if keys is None or self.keys_set:
+            return
+        from ._crypto import set_configured_keys
+
+        entries = keys.split(",") if isinstance(keys, str) else keys
+        if isinstance(entries, list):
+            self.secrets.extend(str(entry) for entry in entries)  # never in a message
+        set_configured_keys(keys)  # type: ignore[arg-type]  # parse_keys checks its type
+        self.keys_set = True
 
     def open_target(self, target: str) -> CheckpointProvider:
         """``--to``: a db_url (anything with ``://``) or a provider name from the config."""
@@ -1006,6 +1024,16 @@ def main(argv: Sequence[str] | None = None) -> int:
         with click.Context(cli, info_name=PROG, **cli.context_settings) as ctx:
             click.echo(cli.get_help(ctx))
         return 0
+    try:
+        return _run(args, session)
+    finally:
+        if session.keys_set:
+            from ._crypto import set_configured_keys
+
+            set_configured_keys(None)
+
+
+def _run(args: list[str], session: Session) -> int:
     try:
         result = cli.main(args=args, prog_name=PROG, standalone_mode=False, obj=session)
         return result if isinstance(result, int) else 0

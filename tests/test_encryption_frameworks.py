@@ -561,3 +561,42 @@ def test_large_values_are_compressed_before_they_are_encrypted(db_url: str) -> N
     for type_, data in blobs + writes:
         assert type_ in ("aes:new-2026:zstd+msgpack", "aes:new-2026:lz4+msgpack"), type_
         assert len(bytes(data)) < len(text) / 2
+
+
+def test_the_cli_reads_with_the_keys_of_the_provider_it_chose(
+        db_url: str, tmp_path: Path, monkeypatch: pytest.MonkeyPatch,
+        capsys: pytest.CaptureFixture[str]) -> None:
+    """--config: the chosen provider's encryption_keys serve the sessions, adk and threads
+    commands too (no environment variable), and only for that run."""
+    from peewee_checkpoints.adk._store import AdkStore
+    from peewee_checkpoints.cli import main
+    from peewee_checkpoints.openai_agents import PeeweeSessionStore
+    from tests.test_retention import _adk_session
+
+    monkeypatch.delenv("PEEWEE_CHECKPOINTS_ENCRYPTION_KEYS", raising=False)
+    with PeeweeSessionStore(db_url, encryption_keys=[NEW]) as store:
+        store.tables.add_items("cfg", [{"content": MARKER}])
+    with PeeweeSaver(db_url, encryption_keys=[NEW]) as saver:
+        put_thread(saver, "cfg", 1_700_000_000_000, n=1)
+    adk = AdkStore(db_url, encryption_keys=[NEW])
+    try:
+        _adk_session(adk, "app", "u", "cfg", 1)
+    finally:
+        adk.close()
+    monkeypatch.setenv("SECRET_KEYS", f"{NEW},{OLD}")
+    config = tmp_path / "c.toml"
+    config.write_text(f'[checkpoints]\nactive = "main"\n[checkpoints.providers.main]\n'
+                      f'type = "peewee"\ndb_url = "{db_url}"\n'
+                      'encryption_keys = "${SECRET_KEYS}"\n')
+    for command in (["sessions", "show", "cfg"], ["threads", "show", "cfg"],
+                    ["adk", "show", "--app", "app", "--user", "u", "cfg"]):
+        assert main(["--config", str(config), *command]) == 0, capsys.readouterr().err
+        out, err = capsys.readouterr()
+        _assert_no_secret(out + err)
+        if command[0] == "sessions":
+            assert MARKER in out
+    # The next run without --config has no keys: an error naming the key, never garbage.
+    assert main(["--db-url", db_url, "sessions", "show", "cfg"]) != 0
+    err = capsys.readouterr().err
+    assert "new-2026" in err
+    _assert_no_secret(err)
