@@ -12,6 +12,7 @@ import os
 import socket
 import threading
 import uuid
+from collections.abc import Callable
 from typing import Any
 
 from ._app_store import APP_TABLE
@@ -312,13 +313,7 @@ class PeeweeRetention:
                     engine.execute(statement, ids)
             return rows, size
 
-        if dry_run:
-            rows, size = engine.run("apply retention", run)
-        else:
-            def write() -> tuple[int, int]:
-                with engine.transaction(write=True):
-                    return run()
-            rows, size = engine.run("apply retention", write)
+        rows, size = self._batch(run, dry_run)
         report.add("thread_max_age", rows, size)
 
     def _thread_max_age(self, report: RetentionReport, cutoff: int, dry_run: bool) -> None:
@@ -378,14 +373,22 @@ class PeeweeRetention:
                         engine.execute(statement.sql, key)
             return rows, size
 
-        if dry_run:
-            rows, size = engine.run("apply retention", batch)
-        else:
-            def write() -> tuple[int, int]:
-                with engine.transaction(write=True):
-                    return batch()
-            rows, size = engine.run("apply retention", write)
+        rows, size = self._batch(batch, dry_run)
         report.add("session_max_age", rows, size)
+
+    def _batch(self, fn: Callable[[], tuple[int, int]], dry_run: bool) -> tuple[int, int]:
+        """Run one batch of a rule: its reads alone on a dry run, else in one write
+        transaction (so a batch is deleted whole or not at all); ``(rows, bytes)``."""
+        engine = self._engine
+        if dry_run:
+            found: tuple[int, int] = engine.run("apply retention", fn)
+            return found
+
+        def write() -> tuple[int, int]:
+            with engine.transaction(write=True):
+                return fn()
+        removed: tuple[int, int] = engine.run("apply retention", write)
+        return removed
 
     def _session_max_age(self, report: RetentionReport, cutoff: int, dry_run: bool) -> None:
         """Delete OpenAI Agents and ADK sessions not updated since ``cutoff`` (epoch ms)."""
