@@ -13,7 +13,6 @@ in append order. ``import`` reads the same lines; a session already in the targe
 
 from __future__ import annotations
 
-import contextlib
 import datetime as dt
 import json
 import sys
@@ -58,15 +57,10 @@ def _db_url(ctx: click.Context) -> str:
     return url
 
 
-@contextlib.contextmanager
-def _store(ctx: click.Context, url: str | None = None) -> Iterator[AdkStore]:
+def _store(ctx: click.Context, url: str | None = None) -> AdkStore:
     from .adk._store import AdkStore  # Peewee and the drivers load only when a command runs
 
-    store = AdkStore(url or _db_url(ctx))
-    try:
-        yield store
-    finally:
-        store.close()
+    return AdkStore(url or _db_url(ctx))
 
 
 def _emit(value: Any) -> None:

@@ -27,7 +27,6 @@ the command exits non-zero: it never reports success for data it left behind.
 from __future__ import annotations
 
 import contextlib
-from collections.abc import Iterator
 from dataclasses import dataclass, field
 from typing import IO, TYPE_CHECKING, Any
 
@@ -241,27 +240,16 @@ def copy_others(source: CheckpointProvider, source_url: str, target_url: str | N
     _copy_adk(source_url, target_url, report[ADK], monitor)
 
 
-@contextlib.contextmanager
-def _session_tables(db_url: str) -> Iterator[SessionTables]:
-    from ._engine import Engine
-    from ._sessions import SessionTables
+def _session_tables(db_url: str) -> contextlib.AbstractContextManager[SessionTables]:
+    from ._sessions import open_session_tables
 
-    engine = Engine(db_url)
-    try:
-        yield SessionTables(engine)
-    finally:
-        engine.close()
+    return open_session_tables(db_url)
 
 
-@contextlib.contextmanager
-def _adk_store(db_url: str) -> Iterator[AdkStore]:
+def _adk_store(db_url: str) -> AdkStore:
     from .adk._store import AdkStore
 
-    store = AdkStore(db_url)
-    try:
-        yield store
-    finally:
-        store.close()
+    return AdkStore(db_url)
 
 
 def _import_openai(tables: SessionTables, record: dict[str, Any], moved: Moved) -> None:

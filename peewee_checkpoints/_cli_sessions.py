@@ -34,14 +34,10 @@ def _db_url(session: Session) -> str:
 
 @contextlib.contextmanager
 def _tables(session: Session, url: str | None = None) -> Iterator[SessionTables]:
-    from ._engine import Engine
-    from ._sessions import SessionTables
+    from ._sessions import open_session_tables
 
-    engine = Engine(url if url is not None else _db_url(session))
-    try:
-        yield SessionTables(engine)
-    finally:
-        engine.close()
+    with open_session_tables(url if url is not None else _db_url(session)) as tables:
+        yield tables
 
 
 def _out() -> IO[bytes]:

@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import base64
 import binascii
+import contextlib
 import json
 import logging
 import math
@@ -810,3 +811,13 @@ def import_unless_present(tables: SessionTables, record: Mapping[str, Any]) -> i
         if isinstance(session_id, str) and tables.info(session_id) is not None:
             return None
         raise
+
+
+@contextlib.contextmanager
+def open_session_tables(db_url: str) -> Iterator[SessionTables]:
+    """The session tables of ``db_url`` on an engine of their own, closed at the end."""
+    engine = Engine(db_url)
+    try:
+        yield SessionTables(engine)
+    finally:
+        engine.close()

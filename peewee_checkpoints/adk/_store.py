@@ -333,6 +333,12 @@ class AdkStore:
         """Close every connection (later calls open new ones)."""
         self.engine.close()
 
+    def __enter__(self) -> AdkStore:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
     def _run(self, action: str, fn: Any, *, idempotent: bool = True) -> Any:
         self.engine.ensure_ready()
         return self.engine.run(action, fn, idempotent=idempotent)
