@@ -376,6 +376,8 @@ class Progress:
         self._bar: Any = None
         self._requested = False
         self._previous: Any = None
+        # Holds the bar while it is shown: entered and left as any context manager is.
+        self._stack = contextlib.ExitStack()
         if sys.stderr.isatty():
             if callable(length):
                 length = length()  # a count can cost a scan: only for a bar someone sees
@@ -394,7 +396,7 @@ class Progress:
         if threading.current_thread() is threading.main_thread():
             self._previous = signal.signal(signal.SIGINT, self._on_sigint)
         if self._bar is not None:
-            self._bar.__enter__()
+            self._stack.enter_context(self._bar)
         return self
 
     def advance(self, amount: int) -> None:
@@ -409,8 +411,7 @@ class Progress:
     def __exit__(self, *exc: object) -> None:
         if self._previous is not None:
             signal.signal(signal.SIGINT, self._previous)
-        if self._bar is not None:
-            self._bar.__exit__(*exc)
+        self._stack.close()
 
 
 def _count(session: Session, provider: CheckpointProvider) -> int | None:
