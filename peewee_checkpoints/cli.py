@@ -183,27 +183,17 @@ class Session:
         else:
             from .config import resolve_provider_config
 
-            try:
-                chosen = resolve_provider_config(self.config, name=self.provider_name,
-                                                 name_option="--provider")
-            except ConfigError:
-                # No config at all: the embedded default, as load_provider does.
-                if (self.config is not None or self.provider_name is not None
-                        or os.environ.get("PEEWEE_CHECKPOINTS_CONFIG")
-                        or os.path.exists("checkpoints.toml")):
-                    raise
-                chosen = None
-            if chosen is None:
-                url, where = DEFAULT_DB_URL, "the default"
-            else:
-                self._use_keys(chosen.options.get("encryption_keys"))
-                value = chosen.options.get("db_url", DEFAULT_DB_URL)
-                if chosen.type != "peewee" or not isinstance(value, str):
-                    raise ConfigError(
-                        f"provider {chosen.name!r} ({chosen.type}) has no database: {what} "
-                        "live in a peewee provider's database; pass --db-url or choose one "
-                        "with --provider")
-                url, where = value, f"{chosen.source}: checkpoints.providers.{chosen.name}"
+            # With no config file at all, this is the embedded default provider.
+            chosen = resolve_provider_config(self.config, name=self.provider_name,
+                                             name_option="--provider")
+            self._use_keys(chosen.options.get("encryption_keys"))
+            value = chosen.options.get("db_url", DEFAULT_DB_URL)
+            if chosen.type != "peewee" or not isinstance(value, str):
+                raise ConfigError(
+                    f"provider {chosen.name!r} ({chosen.type}) has no database: {what} "
+                    "live in a peewee provider's database; pass --db-url or choose one "
+                    "with --provider")
+            url, where = value, f"{chosen.source}: checkpoints.providers.{chosen.name}"
         self.urls.append(url)  # its password is hidden in any message
         if not create:
             _require_sqlite_file(url, where)
